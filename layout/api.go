@@ -1,0 +1,47 @@
+package layout
+
+import (
+	"errors"
+	"io"
+)
+
+// Names inside a layout.
+const (
+	LayoutFile = "oci-layout"
+	IndexFile  = "index.json"
+	BlobsDir   = "blobs"
+
+	// MaxIndexSize bounds index.json and any manifest a reader loads into memory.
+	MaxIndexSize = 4 << 20
+)
+
+// Compression of a tar stream.
+type Compression string
+
+const (
+	None Compression = "none"
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
+// ErrNotSeekable is returned by OpenArchive for streams that cannot be read
+// at random (gzip, zstd without a seek table); read them with NewReader.
+var ErrNotSeekable = errors.New("archive is not seekable")
+
+// ErrUnsafeEntry marks an entry refused by the safety rules (absolute path,
+// "..", a link, a device, a name outside oci-layout, index.json, blobs/ALG/HEX,
+// a duplicate). Errors wrapping it name the entry.
+var ErrUnsafeEntry = errors.New("unsafe entry")
+
+// Entry is one regular file of the layout.
+type Entry struct {
+	Name string // slash separated, relative: "oci-layout", "index.json", "blobs/sha256/<hex>"
+	Size int64
+}
+
+// Layout gives random access to the entries of a layout: a seekable archive
+// or a directory. Open is safe for concurrent use.
+type Layout interface {
+	Entries() []Entry // in archive order
+	Open(name string) (io.ReadCloser, error)
+}
