@@ -1,0 +1,54 @@
+// Package pack exports images and their referrer trees from registries into
+// one OCI-layout archive: plan, fetch into a verified cache, write.
+package pack
+
+import (
+	"time"
+
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
+	"github.com/bundle-dev/bundle/layout"
+)
+
+// Options for Export.
+type Options struct {
+	Output        string             // archive path; FILE.partial while writing, FILE.sha256 after
+	Compression   layout.Compression // "" means by Output's extension
+	Platforms     []string           // OS/ARCH[/VARIANT]; empty means all
+	NoReferrers   bool
+	ArtifactTypes []string // keep only referrers of these types; empty means all
+	Concurrency   int      // default 8
+	CacheDir      string   // content cache; "" means <user cache dir>/bundle
+	Remote        remote.Options
+	Progress      progress.Tracker // nil means progress.Discard
+	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
+	Notice func(format string, args ...any)
+}
+
+// Report is what Export did; cmd/bundle prints it as text or JSON.
+type Report struct {
+	Output       string        `json:"output"`
+	SHA256       string        `json:"sha256"`
+	Compression  string        `json:"compression"`
+	Images       []ImageReport `json:"images"`
+	Platforms    int           `json:"platforms"`
+	Referrers    int           `json:"referrers"`
+	Blobs        int           `json:"blobs"`
+	Manifests    int           `json:"manifests"`
+	BytesFetched int64         `json:"bytesFetched"` // from registries in this run
+	BytesCached  int64         `json:"bytesCached"`  // reused from the cache
+	BytesTotal   int64         `json:"bytesTotal"`   // unique content in the archive
+	BytesDeduped int64         `json:"bytesDeduped"` // saved by storing shared blobs once
+	ArchiveSize  int64         `json:"archiveSize"`
+	Skipped      []string      `json:"skippedForeignLayers,omitempty"`
+	Duration     time.Duration `json:"durationNs"`
+}
+
+// ImageReport describes one exported reference.
+type ImageReport struct {
+	Reference string   `json:"reference"`
+	Digest    string   `json:"digest"`
+	MediaType string   `json:"mediaType"`
+	Platforms []string `json:"platforms,omitempty"`
+	Referrers int      `json:"referrers"`
+}

@@ -1,0 +1,50 @@
+// Package unpack imports an OCI-layout archive into a registry: rebuild the
+// graph, verify, and push in dependency order with repository mapping.
+package unpack
+
+import (
+	"io"
+	"time"
+
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
+)
+
+// Options for Import.
+type Options struct {
+	Target        string // HOST[:PORT][/PREFIX]
+	ReferrersMode string // auto (default), api, tag
+	SparseIndex   string // "" (refuse clearly), single, rewrite
+	DryRun        bool
+	Concurrency   int // default 8
+	Remote        remote.Options
+	Progress      progress.Tracker // nil means progress.Discard
+	Stdin         io.Reader        // read when the file is "-"
+	Notice        func(format string, args ...any)
+}
+
+// Report is what Import did.
+type Report struct {
+	Target        string        `json:"target"`
+	ReferrersMode string        `json:"referrersMode"`
+	DryRun        bool          `json:"dryRun"`
+	Images        []ImageReport `json:"images"`
+	Tags          int           `json:"tags"`
+	Referrers     int           `json:"referrers"`
+	Uploaded      int           `json:"blobsUploaded"`
+	Skipped       int           `json:"blobsSkipped"`
+	Mounted       int           `json:"blobsMounted"`
+	BytesUploaded int64         `json:"bytesUploaded"`
+	Failed        []string      `json:"failed,omitempty"`
+	Duration      time.Duration `json:"durationNs"`
+}
+
+// ImageReport is one image as it lands on the target.
+type ImageReport struct {
+	Source    string `json:"source"`
+	Target    string `json:"target"`
+	Digest    string `json:"digest"`
+	Pushed    bool   `json:"pushed"`
+	Error     string `json:"error,omitempty"`
+	Referrers int    `json:"referrers"`
+}
