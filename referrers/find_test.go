@@ -1,0 +1,215 @@
+package referrers
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"testing"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/testregistry"
+)
+
+const (
+	typeSBOM = "application/spdx+json"
+	typeSig  = "application/vnd.dev.sigstore.bundle.v0.3+json"
+)
+
+func byDigest(rs []Referrer) map[digest.Digest]Referrer {
+	out := map[digest.Digest]Referrer{}
+	for _, r := range rs {
+		out[r.Descriptor.Digest] = r
+	}
+	return out
+}
+
+func TestFindListsReferrersWithTypeAndAnnotations(t *testing.T) {
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			r := reg.new(t)
+			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 1})
+			sbom := pushListedReferrer(t, r, "app", img.Desc, typeSBOM, map[string]string{"kind": "sbom"})
+			sig := pushListedReferrer(t, r, "app", img.Desc, typeSig, map[string]string{"kind": "sig"})
+			resolver, _ := clients(t)
+
+			got, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 2 {
+				t.Fatalf("Find returned %d referrers, want 2: %+v", len(got), got)
+			}
+			wantVia := ViaTag
+			if r.HasReferrersAPI() {
+				wantVia = ViaAPI
+			}
+			found := byDigest(got)
+			for _, want := range []ocispec.Descriptor{sbom, sig} {
+				g, ok := found[want.Digest]
+				if !ok {
+					t.Fatalf("referrer %s (%s) not found", want.Digest, want.ArtifactType)
+				}
+				if g.Descriptor.ArtifactType != want.ArtifactType {
+					t.Errorf("artifactType of %s = %q, want %q", want.Digest, g.Descriptor.ArtifactType, want.ArtifactType)
+				}
+				if !maps.Equal(g.Descriptor.Annotations, want.Annotations) {
+					t.Errorf("annotations of %s = %v, want %v", want.Digest, g.Descriptor.Annotations, want.Annotations)
+				}
+				if g.Descriptor.MediaType != ocispec.MediaTypeImageManifest || g.Descriptor.Size != want.Size {
+					t.Errorf("descriptor of %s = %q/%d, want %q/%d", want.Digest, g.Descriptor.MediaType, g.Descriptor.Size, ocispec.MediaTypeImageManifest, want.Size)
+				}
+				if g.Subject != img.Desc.Digest || g.Via != wantVia || g.Tag != "" {
+					t.Errorf("referrer %s: subject %s via %q tag %q, want %s via %q no tag", want.Digest, g.Subject, g.Via, g.Tag, img.Desc.Digest, wantVia)
+				}
+			}
+		})
+	}
+}
+
+func TestFindThenFilterByArtifactType(t *testing.T) {
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			r := reg.new(t)
+			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 2})
+			sbom := pushListedReferrer(t, r, "app", img.Desc, typeSBOM, map[string]string{"n": "1"})
+			pushListedReferrer(t, r, "app", img.Desc, typeSig, map[string]string{"n": "2"})
+			resolver, _ := clients(t)
+
+			all, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := Filter(all, []string{typeSBOM})
+			if len(got) != 1 || got[0].Descriptor.Digest != sbom.Digest {
+				t.Fatalf("Filter(%s) = %+v, want only %s", typeSBOM, got, sbom.Digest)
+			}
+		})
+	}
+}
+
+func TestFindNoReferrersIsEmptyNotError(t *testing.T) {
+	for _, reg := range registries {
+		for _, cosign := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/cosign=%v", reg.name, cosign), func(t *testing.T) {
+				r := reg.new(t)
+				img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 3})
+				resolver, _ := clients(t)
+				got, err := (&Finder{Resolver: resolver, Cosign: cosign}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+				if err != nil {
+					t.Fatalf("Find on an image without referrers: %v", err)
+				}
+				if len(got) != 0 {
+					t.Fatalf("Find returned %+v, want none", got)
+				}
+			})
+		}
+	}
+}
+
+func TestFindCosignTags(t *testing.T) {
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			r := reg.new(t)
+			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 4})
+			sig := r.PushCosign(t, "app", img.Desc, "sig")
+			att := r.PushCosign(t, "app", img.Desc, "att")
+			resolver, _ := clients(t)
+			ctx := context.Background()
+
+			without, err := (&Finder{Resolver: resolver}).Find(ctx, repoOf(r, "app"), img.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(without) != 0 {
+				t.Errorf("Find without Cosign returned %+v, want none", without)
+			}
+
+			got, err := (&Finder{Resolver: resolver, Cosign: true}).Find(ctx, repoOf(r, "app"), img.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := byDigest(got)
+			tag := graph.FallbackTag(img.Desc.Digest)
+			for _, want := range []struct {
+				desc              ocispec.Descriptor
+				tag, artifactType string
+			}{
+				{sig, tag + ".sig", testregistry.MediaTypeCosignSig},
+				{att, tag + ".att", testregistry.MediaTypeDSSE},
+			} {
+				g, ok := found[want.desc.Digest]
+				if !ok {
+					t.Fatalf("cosign %s (%s) not found in %+v", want.tag, want.desc.Digest, got)
+				}
+				if g.Via != ViaCosign || g.Tag != want.tag || g.Subject != img.Desc.Digest {
+					t.Errorf("cosign referrer = via %q tag %q subject %s, want cosign %q %s", g.Via, g.Tag, g.Subject, want.tag, img.Desc.Digest)
+				}
+				if g.Descriptor.ArtifactType != want.artifactType {
+					t.Errorf("artifactType of %s = %q, want %q", want.tag, g.Descriptor.ArtifactType, want.artifactType)
+				}
+			}
+			if len(got) != 2 {
+				t.Errorf("Find returned %d referrers, want 2 (no .sbom tag exists)", len(got))
+			}
+		})
+	}
+}
+
+// A fallback index is a listing: neither it, nor the subject, nor a stale
+// entry for a manifest that does not refer to the subject is a referrer.
+func TestFindReturnsOnlyReferrersOfSubject(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 5})
+	other := r.PushImage(t, "app", "2.0", testregistry.ImageSpec{Seed: 6})
+	ref := pushListedReferrer(t, r, "app", img.Desc, typeSBOM, nil)
+	stale := pushBareReferrer(t, r, "app", other.Desc, "", nil) // refers to another image
+	idx, idxDesc := fallbackIndex(t, r, "app", img.Desc)
+	if idx == nil {
+		t.Fatal("seeding left no fallback index")
+	}
+	bare := func(d ocispec.Descriptor) ocispec.Descriptor {
+		return ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+	}
+	idx.Manifests = append(idx.Manifests, bare(stale), bare(img.Desc))
+	r.PushManifest(t, "app", graph.FallbackTag(img.Desc.Digest), ocispec.MediaTypeImageIndex, mustJSON(t, idx))
+	resolver, _ := clients(t)
+
+	got, err := (&Finder{Resolver: resolver, Cosign: true}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Descriptor.Digest != ref.Digest {
+		t.Fatalf("Find = %+v, want only %s (index was %s)", got, ref.Digest, idxDesc.Digest)
+	}
+	for _, g := range got {
+		if graph.IsIndex(g.Descriptor.MediaType) {
+			t.Errorf("Find returned index %s as a referrer", g.Descriptor.Digest)
+		}
+	}
+}
+
+// An entry that lacks artifactType (older clients wrote such fallback
+// indexes) gets it, and the annotations, from the manifest.
+func TestFindCompletesEntriesLackingArtifactType(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 7})
+	ref := pushBareReferrer(t, r, "app", img.Desc, typeSBOM, map[string]string{"a": "b"})
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{{MediaType: ref.MediaType, Digest: ref.Digest, Size: ref.Size}}}
+	idx.SchemaVersion = 2
+	r.PushManifest(t, "app", graph.FallbackTag(img.Desc.Digest), ocispec.MediaTypeImageIndex, mustJSON(t, idx))
+	resolver, _ := clients(t)
+
+	got, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("Find = %+v, want one referrer", got)
+	}
+	if got[0].Descriptor.ArtifactType != typeSBOM || got[0].Descriptor.Annotations["a"] != "b" {
+		t.Errorf("completed descriptor = %+v, want artifactType %s and annotation a=b", got[0].Descriptor, typeSBOM)
+	}
+}
