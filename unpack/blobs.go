@@ -1,0 +1,233 @@
+package unpack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/verify"
+)
+
+// blobJob is one blob and the repositories it must reach.
+type blobJob struct {
+	desc    ocispec.Descriptor
+	missing []string // repositories that lack it, sorted
+	holder  string   // a repository of the target that has it already, to mount from
+}
+
+// opener opens a blob of the bundle for reading, unverified.
+type opener func(d digest.Digest) (io.ReadCloser, error)
+
+// checkTarget asks the target, for every repository, which of its blobs it
+// has, and returns the work left: one job per blob some repository lacks.
+// A failed question stops the import: nothing else would work either.
+func (im *importer) checkTarget(ctx context.Context) ([]*blobJob, error) {
+	type question struct {
+		repo string
+		desc ocispec.Descriptor
+	}
+	var qs []question
+	for _, repo := range im.plan.repoNames() {
+		for _, b := range im.plan.blobsIn(repo) {
+			qs = append(qs, question{repo, b})
+		}
+	}
+	answers := make([]bool, len(qs))
+	err := forEach(ctx, im.concurrency, len(qs), func(ctx context.Context, i int) error {
+		has, err := im.reg.blobExists(ctx, qs[i].repo, qs[i].desc.Digest)
+		if err != nil {
+			return fmt.Errorf("asking %s for blob %s: %w", im.reg.name(qs[i].repo), qs[i].desc.Digest, err)
+		}
+		answers[i] = has
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	jobs := map[digest.Digest]*blobJob{}
+	for i, q := range qs {
+		j := jobs[q.desc.Digest]
+		if j == nil {
+			j = &blobJob{desc: q.desc}
+			jobs[q.desc.Digest] = j
+		}
+		if answers[i] {
+			im.report.Skipped++
+			if j.holder == "" {
+				j.holder = q.repo
+			}
+			if im.opts.DryRun {
+				im.notice("%s already has blob %s", im.reg.name(q.repo), q.desc.Digest)
+			}
+			continue
+		}
+		j.missing = append(j.missing, q.repo)
+	}
+	var out []*blobJob
+	for _, j := range jobs {
+		if len(j.missing) > 0 {
+			out = append(out, j)
+		}
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].desc.Digest < out[k].desc.Digest })
+	return out, nil
+}
+
+// pushJob brings one blob into every repository that lacks it: the first
+// gets the bytes (unless some repository of the target already has them),
+// the others a cross-repo mount from it.
+func (im *importer) pushJob(ctx context.Context, j *blobJob, open func() (io.ReadCloser, error)) {
+	d := j.desc
+	id := d.Digest.String()
+	im.progress.Start(id, short(d.Digest), d.Size)
+	from := j.holder
+	for _, repo := range j.missing {
+		res, err := im.reg.pushBlob(ctx, repo, d, from, open, progressWriter{im.progress, id})
+		if err != nil {
+			err = im.blobError(d, repo, err)
+			im.progress.Done(id, false, err)
+			return
+		}
+		im.count(res, d.Size)
+		if from == "" {
+			from = repo
+		}
+	}
+	im.progress.Done(id, false, nil)
+}
+
+func (im *importer) count(res pushResult, size int64) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	switch res {
+	case uploaded:
+		im.report.Uploaded++
+		im.report.BytesUploaded += size
+	case mounted:
+		im.report.Mounted++
+	case existed:
+		im.report.Skipped++
+	}
+}
+
+// blobError records that d could not be brought into repo, naming the
+// images that need it, and returns the error.
+func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) error {
+	var mm *verify.MismatchError
+	what := "pushing blob"
+	if errors.As(err, &mm) {
+		what = "the bundle's copy of blob"
+	}
+	err = fmt.Errorf("%s %s to %s: %w", what, d.Digest, im.reg.name(repo), err)
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.blobErr[d.Digest] == nil {
+		im.blobErr[d.Digest] = err
+	}
+	return err
+}
+
+// missingBlobs records every needed blob the bundle lacks. Non-distributable
+// (foreign) layers are expected to be absent: registries fetch them from
+// their URLs.
+func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bool) []*blobJob {
+	var keep []*blobJob
+	for _, j := range jobs {
+		switch {
+		case present(j.desc.Digest):
+			keep = append(keep, j)
+		case graph.IsForeign(j.desc):
+			im.notice("foreign layer %s is not in the bundle: the target must fetch it from its URLs", j.desc.Digest)
+		default:
+			im.blobErr[j.desc.Digest] = fmt.Errorf("blob %s (%s) is not in the bundle: export the image again", j.desc.Digest, j.desc.MediaType)
+		}
+	}
+	return keep
+}
+
+// pushBlobsAt pushes every job from a random-access source, concurrently.
+func (im *importer) pushBlobsAt(ctx context.Context, jobs []*blobJob, open opener) error {
+	return forEach(ctx, im.concurrency, len(jobs), func(ctx context.Context, i int) error {
+		j := jobs[i]
+		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
+			rc, err := open(j.desc.Digest)
+			if err != nil {
+				return nil, err
+			}
+			return verified(rc, j.desc), nil
+		})
+		return ctx.Err()
+	})
+}
+
+// verified wraps rc so that reading it checks digest and size.
+func verified(rc io.ReadCloser, d ocispec.Descriptor) io.ReadCloser {
+	return struct {
+		io.Reader
+		io.Closer
+	}{verify.NewReader(rc, d), rc}
+}
+
+type progressWriter struct {
+	t  interface{ Add(string, int64) }
+	id string
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p.t.Add(p.id, int64(len(b)))
+	return len(b), nil
+}
+
+func short(d digest.Digest) string {
+	e := d.Encoded()
+	if len(e) > 12 {
+		e = e[:12]
+	}
+	return d.Algorithm().String() + ":" + e
+}
+
+// forEach runs fn for 0..n-1 with at most limit at once. It stops starting
+// new work at the first error or when ctx ends, and returns that error.
+func forEach(ctx context.Context, limit, n int, fn func(context.Context, int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, limit)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(ctx, i); err != nil {
+				cancel(err)
+			}
+		}(i)
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+// joinNames is a short list of names for messages.
+func joinNames(names []string) string {
+	if len(names) > 5 {
+		return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+	}
+	return strings.Join(names, ", ")
+}
