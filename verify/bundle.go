@@ -35,25 +35,25 @@ type Options struct {
 
 // Problem is one finding of Bundle.
 type Problem struct {
-	Severity string // "error" | "warning" | "info"
-	Entry    string
-	Digest   string
-	Offset   int64 // compressed offset in the archive, where known
-	Message  string
+	Severity string `json:"severity"` // "error" | "warning" | "info"
+	Entry    string `json:"entry,omitempty"`
+	Digest   string `json:"digest,omitempty"`
+	Offset   int64  `json:"offset,omitempty"` // compressed offset in the archive, where known
+	Message  string `json:"message"`
 }
 
 // Report is what Bundle found. OK is false when any problem is an error.
 type Report struct {
-	File        string
-	Compression string
-	Sidecar     string // "ok", "missing", "mismatch"
-	Entries     int
-	Blobs       int
-	Bytes       int64
-	Manifests   int
-	Images      []string
-	Problems    []Problem
-	OK          bool
+	File        string    `json:"file"`
+	Compression string    `json:"compression"`
+	Sidecar     string    `json:"sidecar"` // "ok", "missing", "mismatch"
+	Entries     int       `json:"entries"`
+	Blobs       int       `json:"blobs"`
+	Bytes       int64     `json:"bytes"`
+	Manifests   int       `json:"manifests"`
+	Images      []string  `json:"images,omitempty"`
+	Problems    []Problem `json:"problems,omitempty"`
+	OK          bool      `json:"ok"`
 }
 
 // maxSidecar bounds the FILE.sha256 read; a real one is one line.

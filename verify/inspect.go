@@ -15,28 +15,28 @@ import (
 
 // Inventory is what a bundle holds, for `bundle inspect`.
 type Inventory struct {
-	File        string
-	Compression string
-	Seekable    bool
-	ArchiveSize int64
-	BytesRead   int64 // of the archive, to build this inventory
-	Images      []*Node
-	Blobs       int
-	Bytes       int64
-	SharedBytes int64 // bytes of blobs reached from more than one image
+	File        string  `json:"file"`
+	Compression string  `json:"compression"`
+	Seekable    bool    `json:"seekable"`
+	ArchiveSize int64   `json:"archiveSize"`
+	BytesRead   int64   `json:"bytesRead"` // of the archive, to build this inventory
+	Images      []*Node `json:"images,omitempty"`
+	Blobs       int     `json:"blobs"`
+	Bytes       int64   `json:"bytes"`
+	SharedBytes int64   `json:"sharedBytes"` // bytes of blobs reached from more than one image
 }
 
 // Node is an image, a platform of an index, or a referrer.
 type Node struct {
-	Reference    string `json:",omitempty"`
-	Digest       string
-	MediaType    string
-	ArtifactType string            `json:",omitempty"`
-	Platform     string            `json:",omitempty"`
-	Size         int64             // the manifest and everything it needs
-	Annotations  map[string]string `json:",omitempty"`
-	Children     []*Node           `json:",omitempty"` // platforms
-	Referrers    []*Node           `json:",omitempty"`
+	Reference    string            `json:"reference,omitempty"`
+	Digest       string            `json:"digest"`
+	MediaType    string            `json:"mediaType"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Platform     string            `json:"platform,omitempty"`
+	Size         int64             `json:"size"` // the manifest and everything it needs
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	Children     []*Node           `json:"children,omitempty"` // platforms
+	Referrers    []*Node           `json:"referrers,omitempty"`
 }
 
 // contents is the part of a layout that inspect needs: the index, the
