@@ -18,7 +18,7 @@ type Options struct {
 	NoReferrers   bool
 	ArtifactTypes []string // keep only referrers of these types; empty means all
 	Concurrency   int      // default 8
-	CacheDir      string   // content cache; "" means <user cache dir>/bundle
+	CacheDir      string   // content cache; "" means <user cache dir>/bundle/content
 	Remote        remote.Options
 	Progress      progress.Tracker // nil means progress.Discard
 	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
@@ -31,10 +31,10 @@ type Report struct {
 	SHA256       string        `json:"sha256"`
 	Compression  string        `json:"compression"`
 	Images       []ImageReport `json:"images"`
-	Platforms    int           `json:"platforms"`
+	Platforms    int           `json:"platforms"` // distinct platforms kept across images
 	Referrers    int           `json:"referrers"`
-	Blobs        int           `json:"blobs"`
-	Manifests    int           `json:"manifests"`
+	Blobs        int           `json:"blobs"`        // entries under blobs/, manifests included
+	Manifests    int           `json:"manifests"`    // of which manifests and indexes
 	BytesFetched int64         `json:"bytesFetched"` // from registries in this run
 	BytesCached  int64         `json:"bytesCached"`  // reused from the cache
 	BytesTotal   int64         `json:"bytesTotal"`   // unique content in the archive

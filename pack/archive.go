@@ -1,0 +1,210 @@
+package pack
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/layout"
+	"github.com/bundle-dev/bundle/verify"
+)
+
+// Annotations index.json carries for each exported image.
+const (
+	annotationContainerdName = "io.containerd.image.name"
+)
+
+// openFunc hands the archive writer a blob once it is in the cache; it
+// blocks until then, so the writer follows the fetcher closely.
+type openFunc func(ctx context.Context, n *Node) (io.ReadCloser, error)
+
+type archiveResult struct {
+	sha256 string
+	size   int64
+}
+
+// writeArchive writes the layout to out.partial, syncs it, renames it to
+// out and writes out.sha256. On any failure nothing is left under either
+// name.
+func writeArchive(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc) (res archiveResult, err error) {
+	partial := out + ".partial"
+	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return res, fmt.Errorf("creating %s: %w: check that its directory exists and is writable", partial, err)
+	}
+	closed := false
+	defer func() {
+		if err != nil {
+			if !closed {
+				f.Close()
+			}
+			os.Remove(partial)
+		}
+	}()
+
+	h := sha256.New()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	cw := &countWriter{w: io.MultiWriter(bw, h)}
+	if err = writeLayout(ctx, cw, comp, index, blobs, open); err != nil {
+		return res, err
+	}
+	if err = bw.Flush(); err != nil {
+		return res, fmt.Errorf("writing %s: %w", partial, err)
+	}
+	if err = f.Sync(); err != nil {
+		return res, fmt.Errorf("syncing %s: %w", partial, err)
+	}
+	closed = true
+	if err = f.Close(); err != nil {
+		return res, fmt.Errorf("closing %s: %w", partial, err)
+	}
+	if err = os.Rename(partial, out); err != nil {
+		return res, fmt.Errorf("renaming %s to %s: %w", partial, out, err)
+	}
+	res = archiveResult{sha256: hex.EncodeToString(h.Sum(nil)), size: cw.n}
+	if err = writeSidecar(out, res.sha256); err != nil {
+		// An archive without its checksum would look complete; it is not.
+		os.Remove(out)
+		return res, err
+	}
+	syncDir(filepath.Dir(out))
+	return res, nil
+}
+
+func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, index []byte, blobs []*Node, open openFunc) error {
+	lw, err := layout.NewWriter(w, comp, layout.WriterOptions{})
+	if err != nil {
+		return fmt.Errorf("starting the %s archive: %w", comp, err)
+	}
+	small := []struct {
+		name string
+		data []byte
+	}{{layout.LayoutFile, layout.LayoutBytes()}, {layout.IndexFile, index}}
+	for _, e := range small {
+		if err := lw.WriteEntry(e.name, int64(len(e.data)), bytes.NewReader(e.data), false); err != nil {
+			return fmt.Errorf("writing %s to the archive: %w", e.name, err)
+		}
+	}
+	for _, n := range blobs {
+		if err := writeBlob(ctx, lw, n, open); err != nil {
+			return err
+		}
+	}
+	if err := lw.Close(); err != nil {
+		return fmt.Errorf("finishing the archive: %w", err)
+	}
+	return nil
+}
+
+func writeBlob(ctx context.Context, lw *layout.Writer, n *Node, open openFunc) error {
+	rc, err := open(ctx, n)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	r := verify.NewReader(&ctxReader{ctx: ctx, r: rc}, n.Desc)
+	err = lw.WriteEntry(layout.BlobPath(n.Desc.Digest), n.Desc.Size, r, graph.IsCompressedLayer(n.Desc.MediaType))
+	if err != nil {
+		return fmt.Errorf("writing %s %s (%s) to the archive: %w", n.Role, n.Desc.Digest, refsOf(n), err)
+	}
+	return nil
+}
+
+func writeSidecar(out, sum string) error {
+	name := out + ".sha256"
+	partial := name + ".partial"
+	line := sum + "  " + filepath.Base(out) + "\n"
+	if err := os.WriteFile(partial, []byte(line), 0o644); err != nil {
+		os.Remove(partial)
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	if err := os.Rename(partial, name); err != nil {
+		os.Remove(partial)
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// syncDir makes the renames durable; a failure only weakens durability, so
+// it is not reported.
+func syncDir(dir string) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return
+	}
+	_ = d.Sync()
+	d.Close()
+}
+
+// buildIndex writes index.json: one entry per exported image named by its
+// full source reference, one untagged entry per referrer (so oras and
+// regctl see them in the unpacked layout), one named entry per cosign tag.
+func buildIndex(p *Plan) ([]byte, error) {
+	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+	idx.SchemaVersion = 2
+	for _, img := range p.Images {
+		d := clean(img.Desc)
+		d.Annotations = map[string]string{
+			ocispec.AnnotationRefName: img.Ref,
+			annotationContainerdName:  img.Ref,
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	for _, r := range p.Referrers {
+		d := clean(r.Desc)
+		if len(r.Desc.Annotations) > 0 || r.TagRef != "" {
+			d.Annotations = map[string]string{}
+		}
+		for k, v := range r.Desc.Annotations {
+			d.Annotations[k] = v
+		}
+		if r.TagRef != "" {
+			d.Annotations[ocispec.AnnotationRefName] = r.TagRef
+			d.Annotations[annotationContainerdName] = r.TagRef
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	data, err := json.Marshal(idx)
+	if err != nil {
+		return nil, fmt.Errorf("encoding index.json: %w", err)
+	}
+	if len(data) > layout.MaxIndexSize {
+		return nil, errors.New("index.json would exceed 4 MiB: export fewer images per bundle")
+	}
+	return data, nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ctxReader stops a long copy when the export is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,316 @@
+package pack
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/platforms"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/referrers"
+)
+
+// referrerFinder is what the planner needs from referrers.Finder: the direct
+// referrers of one manifest, whatever scheme the registry uses.
+type referrerFinder interface {
+	Find(ctx context.Context, repo string, subject ocispec.Descriptor) ([]referrers.Referrer, error)
+}
+
+// root is one resolved reference.
+type root struct {
+	ref  string // normalised
+	repo string // host/repo
+	desc ocispec.Descriptor
+}
+
+// entry is a manifest or index met by the discovery.
+type entry struct {
+	desc      ocispec.Descriptor
+	repo      string
+	manifest  *graph.Manifest
+	children  []ocispec.Descriptor // after platform and foreign-layer filtering
+	referrers []foundReferrer
+}
+
+type foundReferrer struct {
+	referrers.Referrer
+	cosign bool
+}
+
+// discovery walks the graph from registries, concurrently, as a chain of
+// containerd image handlers; what it learns is kept in entries and
+// assembled into a Plan afterwards.
+type discovery struct {
+	src     *source
+	finder  referrerFinder    // nil: no referrer discovery
+	matcher platforms.Matcher // nil: every platform
+	types   []string          // artifact types to keep; empty: all
+	notice  func(string, ...any)
+	limiter *semaphore.Weighted
+
+	mu       sync.Mutex
+	entries  map[digest.Digest]*entry
+	blobRepo map[digest.Digest]string
+	skipped  []string
+}
+
+func newDiscovery(src *source, finder referrerFinder, matcher platforms.Matcher, types []string, concurrency int, notice func(string, ...any)) *discovery {
+	return &discovery{
+		src:      src,
+		finder:   finder,
+		matcher:  matcher,
+		types:    types,
+		notice:   notice,
+		limiter:  semaphore.NewWeighted(int64(concurrency)),
+		entries:  map[digest.Digest]*entry{},
+		blobRepo: map[digest.Digest]string{},
+	}
+}
+
+// walk discovers everything reachable from rt.
+func (g *discovery) walk(ctx context.Context, rt root) error {
+	return images.Dispatch(ctx, g.handler(rt), g.limiter, rt.desc)
+}
+
+// handler composes the walk, outermost first: cycle guard, referrer
+// discovery, recording, foreign-layer skipping, platform filter, children.
+func (g *discovery) handler(rt root) images.Handler {
+	var h images.HandlerFunc = g.children(rt)
+	h = filterPlatforms(g.matcher, h)
+	h = g.skipForeign(rt, h)
+	h = g.record(h)
+	h = g.withReferrers(rt, h)
+	return g.guard(rt, h)
+}
+
+// guard lets each manifest be walked once across all roots, which is both
+// the dedup and the cycle guard (a referrer pointing back at its subject's
+// ancestors ends here), and stops at blobs, remembering where they live.
+func (g *discovery) guard(rt root, h images.HandlerFunc) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		if err := desc.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: the registry lists an invalid digest %q: %w", rt.ref, desc.Digest, err)
+		}
+		if graph.IsSchema1(desc.MediaType) {
+			return nil, fmt.Errorf("%s: %s: %w", rt.ref, desc.Digest, graph.ErrSchema1)
+		}
+		g.mu.Lock()
+		if !graph.IsManifest(desc.MediaType) {
+			if _, ok := g.blobRepo[desc.Digest]; !ok {
+				g.blobRepo[desc.Digest] = rt.repo
+			}
+			g.mu.Unlock()
+			return nil, images.ErrSkipDesc
+		}
+		if _, ok := g.entries[desc.Digest]; ok {
+			g.mu.Unlock()
+			return nil, images.ErrSkipDesc
+		}
+		g.entries[desc.Digest] = &entry{desc: desc, repo: rt.repo}
+		g.mu.Unlock()
+		return h(ctx, desc)
+	}
+}
+
+// children reads a manifest (from the cache, or from the registry into the
+// cache) and lists its children.
+func (g *discovery) children(rt root) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		data, err := g.src.manifest(ctx, rt.repo, desc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading manifest %s: %w", rt.ref, desc.Digest, err)
+		}
+		m, err := graph.Parse(desc.MediaType, data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: manifest %s: %w", rt.ref, desc.Digest, err)
+		}
+		g.mu.Lock()
+		g.entries[desc.Digest].manifest = m
+		g.mu.Unlock()
+		return m.Children(), nil
+	}
+}
+
+// filterPlatforms keeps, in an index, the children of the wanted platforms,
+// the children that name no platform, and the buildx attestations of the
+// children kept. The index itself is not rewritten: it becomes sparse.
+func filterPlatforms(m platforms.Matcher, h images.HandlerFunc) images.HandlerFunc {
+	if m == nil {
+		return h
+	}
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := h(ctx, desc)
+		if err != nil || !graph.IsIndex(desc.MediaType) {
+			return children, err
+		}
+		kept := map[digest.Digest]bool{}
+		for _, c := range children {
+			if !isAttestation(c) && (c.Platform == nil || m.Match(*c.Platform)) {
+				kept[c.Digest] = true
+			}
+		}
+		var out []ocispec.Descriptor
+		for _, c := range children {
+			if kept[c.Digest] || (isAttestation(c) && kept[digest.Digest(c.Annotations[graph.AnnotationDockerRefDigest])]) {
+				out = append(out, c)
+			}
+		}
+		return out, nil
+	}
+}
+
+func isAttestation(d ocispec.Descriptor) bool {
+	return d.Annotations[graph.AnnotationDockerRefType] == graph.DockerRefTypeAttestation
+}
+
+// skipForeign leaves out non-distributable layers: registries refuse them
+// and they are meant to be fetched from their own URLs on the far side.
+func (g *discovery) skipForeign(rt root, h images.HandlerFunc) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := h(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		out := children[:0:0]
+		for _, c := range children {
+			if !graph.IsForeign(c) {
+				out = append(out, c)
+				continue
+			}
+			g.mu.Lock()
+			g.skipped = append(g.skipped, rt.ref+": "+c.Digest.String())
+			g.mu.Unlock()
+			if g.notice != nil {
+				g.notice("skipping foreign layer %s of %s: non-distributable layers are not carried; the far side must fetch it from its URL", c.Digest, rt.ref)
+			}
+		}
+		return out, nil
+	}
+}
+
+// record remembers a manifest's (filtered) children for the assembly.
+func (g *discovery) record(h images.HandlerFunc) images.HandlerFunc {
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := h(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		g.mu.Lock()
+		g.entries[desc.Digest].children = children
+		g.mu.Unlock()
+		return children, nil
+	}
+}
+
+// withReferrers adds the direct referrers of every manifest node to the
+// walk, so referrers of referrers are found to any depth.
+func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerFunc {
+	if g.finder == nil {
+		return h
+	}
+	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+		children, err := h(ctx, desc)
+		if err != nil {
+			return nil, err
+		}
+		subject := clean(desc)
+		rs, err := g.finder.Find(ctx, rt.repo, subject)
+		if err != nil {
+			return nil, fmt.Errorf("%s: finding referrers of %s: %w", rt.ref, desc.Digest, err)
+		}
+		if len(g.types) > 0 {
+			rs = referrers.Filter(rs, g.types)
+		}
+		var found []foundReferrer
+		out := slices.Clone(children)
+		for _, r := range rs {
+			if r.Descriptor.Digest == desc.Digest || isFallbackIndex(r, desc.Digest) {
+				continue
+			}
+			found = append(found, foundReferrer{Referrer: r, cosign: isCosign(r)})
+			out = append(out, r.Descriptor)
+		}
+		g.mu.Lock()
+		g.entries[desc.Digest].referrers = found
+		g.mu.Unlock()
+		return out, nil
+	}
+}
+
+// isFallbackIndex guards against a finder handing back the source's
+// fallback tag index itself: the importer builds its own.
+func isFallbackIndex(r referrers.Referrer, subject digest.Digest) bool {
+	return graph.IsIndex(r.Descriptor.MediaType) && r.Tag == graph.FallbackTag(subject)
+}
+
+// isCosign reports whether r was found through a cosign tag
+// (<alg>-<hex>.sig, .att, .sbom), whose tag import must recreate.
+func isCosign(r referrers.Referrer) bool {
+	return r.Via == referrers.ViaCosign && r.Tag != ""
+}
+
+func (g *discovery) get(d digest.Digest) *entry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.entries[d]
+}
+
+func (g *discovery) repoOfBlob(d digest.Digest) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blobRepo[d]
+}
+
+func (g *discovery) skippedList() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := slices.Clone(g.skipped)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// platformsOf lists the platforms kept in an index, "" for anything else.
+func (g *discovery) platformsOf(d digest.Digest) []string {
+	e := g.get(d)
+	if e == nil || e.manifest == nil || !graph.IsIndex(e.desc.MediaType) {
+		return nil
+	}
+	var out []string
+	for _, c := range e.children {
+		if c.Platform == nil || isAttestation(c) || c.Platform.OS == "unknown" {
+			continue
+		}
+		if p := platforms.Format(*c.Platform); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func roleOf(d ocispec.Descriptor) Role {
+	if graph.IsIndex(d.MediaType) {
+		return RoleIndex
+	}
+	return RoleManifest
+}
+
+// childRole names the role of child c of manifest e.
+func childRole(e *entry, c ocispec.Descriptor) Role {
+	switch {
+	case graph.IsIndex(c.MediaType):
+		return RoleIndex
+	case graph.IsManifest(c.MediaType) && isAttestation(c):
+		return RoleAttestation
+	case graph.IsManifest(c.MediaType):
+		return RoleManifest
+	case e.manifest.Config != nil && c.Digest == e.manifest.Config.Digest:
+		return RoleConfig
+	}
+	return RoleLayer
+}

@@ -1,0 +1,317 @@
+package pack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
+	"github.com/bundle-dev/bundle/layout"
+	"github.com/bundle-dev/bundle/referrers"
+	"github.com/bundle-dev/bundle/verify"
+)
+
+// Export resolves refs, plans, fetches and writes the archive opts.Output.
+func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
+	start := time.Now()
+	opts, comp, err := withDefaults(refs, opts)
+	if err != nil {
+		return nil, err
+	}
+	store, err := local.NewStore(opts.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the content cache %s: %w: choose another with --cache", opts.CacheDir, err)
+	}
+	src := newSource(opts.Remote.Resolver(ctx), store, opts.Remote.MaxRetries, opts.Remote.MinBackoff)
+
+	plan, err := makePlan(ctx, src, refs, opts)
+	if err != nil {
+		return nil, err
+	}
+	index, err := buildIndex(plan)
+	if err != nil {
+		return nil, err
+	}
+	st, res, err := transfer(ctx, src, plan, index, comp, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep := report(plan, st, res, comp, opts.Output)
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+func withDefaults(refs []string, opts Options) (Options, layout.Compression, error) {
+	if len(refs) == 0 {
+		return opts, "", errors.New("nothing to export: name at least one image reference")
+	}
+	if opts.Output == "" {
+		return opts, "", errors.New("no output file: give one with --output")
+	}
+	comp := opts.Compression
+	if comp == "" {
+		comp = layout.CompressionFromName(opts.Output)
+	}
+	comp, err := layout.ParseCompression(string(comp))
+	if err != nil {
+		return opts, "", fmt.Errorf("compression for %s: %w", opts.Output, err)
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.CacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return opts, "", fmt.Errorf("no user cache directory (%w): give one with --cache", err)
+		}
+		opts.CacheDir = filepath.Join(dir, "bundle", "content")
+	}
+	if opts.Progress == nil {
+		opts.Progress = progress.Discard{}
+	}
+	return opts, comp, nil
+}
+
+// makePlan resolves every reference and walks its graph.
+func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*Plan, error) {
+	matcher, err := platformMatcher(opts.Platforms)
+	if err != nil {
+		return nil, err
+	}
+	var finder referrerFinder
+	if !opts.NoReferrers {
+		finder = &referrers.Finder{Resolver: src.resolver, Cosign: true}
+	}
+	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
+	var roots []root
+	for _, ref := range refs {
+		rt, err := resolve(ctx, src, ref)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
+			continue
+		}
+		roots = append(roots, rt)
+	}
+	// Roots one after the other: which repository a shared blob is fetched
+	// from then depends on the order given, not on timing.
+	for _, rt := range roots {
+		if err := g.walk(ctx, rt); err != nil {
+			return nil, err
+		}
+	}
+	return assemble(g, roots)
+}
+
+func platformMatcher(specs []string) (platforms.Matcher, error) {
+	if len(specs) == 0 {
+		return nil, nil
+	}
+	ps := make([]ocispec.Platform, 0, len(specs))
+	for _, s := range specs {
+		p, err := platforms.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("platform %q: %w: use OS/ARCH[/VARIANT], for example linux/arm64", s, err)
+		}
+		ps = append(ps, p)
+	}
+	return platforms.Any(ps...), nil
+}
+
+// resolve normalises ref (no host means docker.io) and resolves it to a
+// manifest or index descriptor.
+func resolve(ctx context.Context, src *source, ref string) (root, error) {
+	host, repo, tag, dgst, err := remote.SplitReference(ref)
+	if err != nil {
+		return root{}, fmt.Errorf("%q is not an image reference: %w", ref, err)
+	}
+	name := host + "/" + repo
+	full := name
+	if tag != "" {
+		full += ":" + tag
+	}
+	if dgst != "" {
+		full += "@" + fmt.Sprint(dgst)
+	}
+	if tag == "" && dgst == "" {
+		full += ":latest"
+	}
+	var desc ocispec.Descriptor
+	err = src.retry(ctx, func() error {
+		var err error
+		_, desc, err = src.resolver.Resolve(ctx, full)
+		return err
+	})
+	if err != nil {
+		return root{}, remote.Explain(err, full)
+	}
+	if graph.IsSchema1(desc.MediaType) {
+		return root{}, fmt.Errorf("%s: %w", full, graph.ErrSchema1)
+	}
+	if !graph.IsManifest(desc.MediaType) {
+		return root{}, fmt.Errorf("%s is a %q, not an image manifest or index: bundle cannot export it", full, desc.MediaType)
+	}
+	return root{ref: full, repo: name, desc: clean(desc)}, nil
+}
+
+type transferStats struct {
+	fetched, cached atomic.Int64
+}
+
+// transfer fills the cache and writes the archive at the same time: the
+// writer takes each blob, in archive order, as soon as it is verified in
+// the cache, while the fetchers keep going ahead of it.
+func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, opts Options) (*transferStats, archiveResult, error) {
+	order := plan.WriteOrder()
+	ready := make(map[digest.Digest]chan struct{}, len(order))
+	for _, n := range order {
+		ready[n.Desc.Digest] = make(chan struct{})
+	}
+	st := &transferStats{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return fetchAll(gctx, src, order, ready, st, opts) })
+
+	var res archiveResult
+	g.Go(func() error {
+		open := func(ctx context.Context, n *Node) (io.ReadCloser, error) {
+			select {
+			case <-ready[n.Desc.Digest]:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			ra, err := src.store.ReaderAt(ctx, clean(n.Desc))
+			if err != nil {
+				return nil, fmt.Errorf("reading %s from the cache %s: %w", n.Desc.Digest, opts.CacheDir, err)
+			}
+			return readAtCloser{Reader: content.NewReader(ra), Closer: ra}, nil
+		}
+		var err error
+		res, err = writeArchive(gctx, opts.Output, comp, index, order, open)
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, res, err
+	}
+	return st, res, nil
+}
+
+func fetchAll(ctx context.Context, src *source, order []*Node, ready map[digest.Digest]chan struct{}, st *transferStats, opts Options) error {
+	fg, fctx := errgroup.WithContext(ctx)
+	fg.SetLimit(opts.Concurrency)
+	for _, n := range order {
+		if fctx.Err() != nil {
+			break
+		}
+		fg.Go(func() error {
+			fetched, cached, err := src.ensure(fctx, n, opts.Progress)
+			if err != nil {
+				return fetchError(n, err)
+			}
+			st.fetched.Add(fetched)
+			if cached {
+				st.cached.Add(n.Desc.Size)
+			}
+			close(ready[n.Desc.Digest])
+			return nil
+		})
+	}
+	if err := fg.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// fetchError names the object, the references that need it, and what to do.
+func fetchError(n *Node, err error) error {
+	what := fmt.Sprintf("fetching %s %s of %s from %s", n.Role, n.Desc.Digest, refsOf(n), n.Repo)
+	if errors.Is(err, verify.ErrMismatch) {
+		return fmt.Errorf("%s: %w: run the export again; if it repeats, the registry serves damaged content", what, err)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: %w: run the export again to resume", what, err)
+	}
+	ref := n.Repo
+	if len(n.Refs) > 0 {
+		ref = n.Refs[0]
+	}
+	return fmt.Errorf("%s: %w", what, remote.Explain(err, ref))
+}
+
+func refsOf(n *Node) string {
+	if len(n.Refs) == 0 {
+		return n.Repo
+	}
+	return strings.Join(n.Refs, ", ")
+}
+
+type readAtCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// report sums up the plan and the transfer.
+func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compression, out string) *Report {
+	rep := &Report{
+		Output:       out,
+		SHA256:       res.sha256,
+		Compression:  string(comp),
+		Images:       []ImageReport{},
+		Referrers:    len(uniqueReferrers(p)),
+		Blobs:        len(p.Nodes),
+		BytesFetched: st.fetched.Load(),
+		BytesCached:  st.cached.Load(),
+		BytesTotal:   p.Size(),
+		ArchiveSize:  res.size,
+		Skipped:      p.Skipped,
+	}
+	var perImage int64
+	var plats []string
+	for _, img := range p.Images {
+		rep.Images = append(rep.Images, ImageReport{
+			Reference: img.Ref,
+			Digest:    img.Desc.Digest.String(),
+			MediaType: img.Desc.MediaType,
+			Platforms: img.Platforms,
+			Referrers: img.Referrers,
+		})
+		perImage += img.Size
+		for _, pl := range img.Platforms {
+			if !slices.Contains(plats, pl) {
+				plats = append(plats, pl)
+			}
+		}
+	}
+	rep.Platforms = len(plats)
+	rep.BytesDeduped = max(perImage-rep.BytesTotal, 0)
+	for _, n := range p.Nodes {
+		if n.IsManifest() {
+			rep.Manifests++
+		}
+	}
+	return rep
+}
+
+func uniqueReferrers(p *Plan) map[digest.Digest]bool {
+	out := map[digest.Digest]bool{}
+	for _, r := range p.Referrers {
+		out[r.Desc.Digest] = true
+	}
+	return out
+}

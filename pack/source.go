@@ -1,0 +1,248 @@
+package pack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/remotes"
+	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
+	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/verify"
+)
+
+// source fetches from registries into the content cache: a containerd
+// local store, which verifies size and digest on commit and keeps partial
+// ingests so that an interrupted fetch resumes.
+type source struct {
+	resolver   remotes.Resolver
+	store      content.Store
+	maxRetries int
+	minBackoff time.Duration
+
+	mu       sync.Mutex
+	fetchers map[string]remotes.Fetcher
+	planned  map[digest.Digest]bool // fetched from a registry while planning
+}
+
+func newSource(resolver remotes.Resolver, store content.Store, maxRetries int, minBackoff time.Duration) *source {
+	if maxRetries <= 0 {
+		maxRetries = 5
+	}
+	if minBackoff <= 0 {
+		minBackoff = 200 * time.Millisecond
+	}
+	return &source{
+		resolver:   resolver,
+		store:      store,
+		maxRetries: maxRetries,
+		minBackoff: minBackoff,
+		fetchers:   map[string]remotes.Fetcher{},
+		planned:    map[digest.Digest]bool{},
+	}
+}
+
+func (s *source) fetcher(ctx context.Context, repo string) (remotes.Fetcher, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f, ok := s.fetchers[repo]; ok {
+		return f, nil
+	}
+	f, err := s.resolver.Fetcher(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", repo, err)
+	}
+	s.fetchers[repo] = f
+	return f, nil
+}
+
+// cached reports whether the store holds d, verified.
+func (s *source) cached(ctx context.Context, d digest.Digest) bool {
+	_, err := s.store.Info(ctx, d)
+	return err == nil
+}
+
+func (s *source) fetchedWhilePlanning(d digest.Digest) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.planned[d]
+}
+
+// manifest returns the bytes of a manifest or index, from the cache, or
+// from the registry, verified and stored in the cache on the way so that
+// the fetch phase finds it there.
+func (s *source) manifest(ctx context.Context, repo string, desc ocispec.Descriptor) ([]byte, error) {
+	if desc.Size > graph.MaxManifestSize {
+		return nil, fmt.Errorf("%s is %d bytes: %w", desc.Digest, desc.Size, graph.ErrTooLarge)
+	}
+	if s.cached(ctx, desc.Digest) {
+		return content.ReadBlob(ctx, s.store, desc)
+	}
+	var data []byte
+	err := s.retry(ctx, func() error {
+		f, err := s.fetcher(ctx, repo)
+		if err != nil {
+			return err
+		}
+		rc, err := f.Fetch(ctx, clean(desc))
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		data, err = graph.ReadAll(verify.NewReader(rc, desc))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = content.WriteBlob(ctx, s.store, ingestRef(desc.Digest), bytes.NewReader(data), desc)
+	if err != nil && !errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("caching %s: %w", desc.Digest, err)
+	}
+	s.mu.Lock()
+	s.planned[desc.Digest] = true
+	s.mu.Unlock()
+	return data, nil
+}
+
+// ensure makes n present and verified in the cache. It returns the bytes
+// read from the registry, and whether the blob was already there.
+func (s *source) ensure(ctx context.Context, n *Node, tr progress.Tracker) (fetched int64, cached bool, err error) {
+	id := n.Desc.Digest.String()
+	if s.cached(ctx, n.Desc.Digest) {
+		tr.Start(id, describe(n), n.Desc.Size)
+		if s.fetchedWhilePlanning(n.Desc.Digest) {
+			tr.Add(id, n.Desc.Size)
+			tr.Done(id, false, nil)
+			return n.Desc.Size, false, nil
+		}
+		tr.Done(id, true, nil)
+		return 0, true, nil
+	}
+	tr.Start(id, describe(n), n.Desc.Size)
+	var total int64
+	add := func(k int64) {
+		total += k
+		tr.Add(id, k)
+	}
+	err = s.retry(ctx, func() error { return s.fetchOnce(ctx, n, add) })
+	tr.Done(id, false, err)
+	return total, false, err
+}
+
+func (s *source) fetchOnce(ctx context.Context, n *Node, add func(int64)) error {
+	f, err := s.fetcher(ctx, n.Repo)
+	if err != nil {
+		return err
+	}
+	ref := ingestRef(n.Desc.Digest)
+	w, err := content.OpenWriter(ctx, s.store, content.WithRef(ref), content.WithDescriptor(n.Desc))
+	if errdefs.IsAlreadyExists(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening cache entry: %w", err)
+	}
+	defer w.Close()
+	rc, err := f.Fetch(ctx, clean(n.Desc))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	err = content.Copy(ctx, w, counting(rc, add), n.Desc.Size, n.Desc.Digest)
+	if errdefs.IsFailedPrecondition(err) {
+		// The bytes on disk are wrong: drop them, or a resume would build
+		// on them forever.
+		_ = s.store.Abort(context.WithoutCancel(ctx), ref)
+		return fmt.Errorf("%w: %w", verify.ErrMismatch, err)
+	}
+	return err
+}
+
+// retry runs fn again with exponential backoff while it fails on something
+// transient (reset, 5xx, 429), on top of the transport's own retries, which
+// do not cover a body cut in the middle.
+func (s *source) retry(ctx context.Context, fn func() error) error {
+	backoff := s.minBackoff
+	for attempt := 0; ; attempt++ {
+		err := fn()
+		if err == nil || attempt >= s.maxRetries || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	if errors.Is(err, verify.ErrMismatch) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var status remoteerrors.ErrUnexpectedStatus
+	if errors.As(err, &status) {
+		return status.StatusCode == 429 || status.StatusCode >= 500
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errdefs.IsUnavailable(err)
+}
+
+// ingestRef names the cache's partial ingest of d: one per digest, so a
+// rerun finds and resumes it.
+func ingestRef(d digest.Digest) string { return "bundle-" + d.String() }
+
+func describe(n *Node) string {
+	enc := n.Desc.Digest.Encoded()
+	return fmt.Sprintf("%s %s", n.Role, enc[:min(12, len(enc))])
+}
+
+// counting reports bytes read, and keeps Seek visible so that content.Copy
+// resumes a partial ingest with a range request instead of reading again.
+func counting(r io.Reader, add func(int64)) io.Reader {
+	c := &counter{r: r, add: add}
+	if s, ok := r.(io.Seeker); ok {
+		return &seekCounter{counter: c, s: s}
+	}
+	return c
+}
+
+type counter struct {
+	r   io.Reader
+	add func(int64)
+}
+
+func (c *counter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
+}
+
+type seekCounter struct {
+	*counter
+	s io.Seeker
+}
+
+func (c *seekCounter) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
