@@ -1,0 +1,60 @@
+# bundle: see README.md. `make demo` runs the whole story offline, `make test` is what CI runs.
+
+GO      ?= go
+BIN     := bin/bundle
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# Packages under testdata/ are invisible to ./... patterns: name them.
+EXTRA   := ./testdata/sample ./testdata/gen
+GOFILES  = $(shell find . -name '*.go' -not -path './deps/*' -not -path './.git/*')
+
+.PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bundle
+
+# The end-to-end tests run once, forced on (they fail, not skip, when
+# docker-registry or skopeo is missing), after the unit tests and fuzzing.
+test: vet unit fuzz e2e
+
+vet:
+	$(GO) vet ./... $(EXTRA)
+
+unit:
+	$(GO) test -race $$($(GO) list ./... | grep -v /internal/e2e) $(EXTRA)
+
+# Every Fuzz target of every package, 5 seconds each (go test fuzzes one
+# target of one package per run).
+fuzz:
+	@set -e; for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^./deps/' | sort); do \
+		d=$$(dirname $$f); \
+		for t in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
+			echo "fuzz $$d $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime 5s $$d; \
+		done; \
+	done
+
+e2e:
+	BUNDLE_E2E=1 $(GO) test -race -count=1 ./internal/e2e/...
+
+demo: build
+	BUNDLE=$(BIN) ./scripts/demo.sh
+
+# The whole-tool benchmark of issue 6: a generated data set (SIZE, default
+# 2GiB) through export, import, verify and inspect beside the machine's
+# floors measured in the same run; results are appended to docs/BENCHMARKS.md.
+SIZE ?= 2GiB
+bench: build
+	$(GO) run ./internal/bench/cmd/bundlebench -size $(SIZE) -bundle $(BIN) -out docs/BENCHMARKS.md
+
+# The per-package Go benchmarks (writer, reader, export, import).
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: vet
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+clean:
+	rm -rf bin
