@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit status, DESIGN.md "The command line".
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	commandName = "bundle"
+)
+
+type streams struct {
+	in       io.Reader
+	out, err io.Writer
+}
+
+// usageError is bad usage: exit 2 and a pointer to --help.
+type usageError struct {
+	cmd string
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(c *cli.Context, format string, args ...any) error {
+	return &usageError{cmd: subcommand(c), err: fmt.Errorf(format, args...)}
+}
+
+// subcommand names the command c runs, "" at the top level.
+func subcommand(c *cli.Context) string {
+	if c.Command == nil || c.Command.Name == commandName {
+		return ""
+	}
+	return c.Command.Name
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, s streams) int {
+	return exitCode(newApp(s, false).RunContext(ctx, args), s.err)
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		help := commandName + " --help"
+		if ue.cmd != "" {
+			help = commandName + " " + ue.cmd + " --help"
+		}
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s' for usage.\n", commandName, ue.err, help)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", commandName, err)
+		return exitFailed
+	}
+}
+
+// newApp builds the command tree. With parseOnly, every command checks its
+// flags and arguments and returns before doing anything: the README test
+// uses that to keep the documented commands valid.
+func newApp(s streams, parseOnly bool) *cli.App {
+	onUsage := func(c *cli.Context, err error, _ bool) error {
+		return &usageError{cmd: subcommand(c), err: err}
+	}
+	commands := []*cli.Command{
+		exportCommand(s, parseOnly),
+		importCommand(s, parseOnly),
+		verifyCommand(s, parseOnly),
+		inspectCommand(s, parseOnly),
+		serveCommand(s, parseOnly),
+	}
+	for _, c := range commands {
+		c.OnUsageError = onUsage
+	}
+	return &cli.App{
+		Name:            commandName,
+		Usage:           "carry container images and their signatures, SBOMs and attestations across an air gap",
+		Version:         buildVersion(),
+		Commands:        commands,
+		Reader:          s.in,
+		Writer:          s.out,
+		ErrWriter:       s.err,
+		HideHelpCommand: true,
+		OnUsageError:    onUsage,
+		// Errors come back to run, which alone decides the exit status.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return usagef(c, "unknown command %q", c.Args().First())
+			}
+			_ = cli.ShowAppHelp(c)
+			return usagef(c, "no command given")
+		},
+	}
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// args returns the positional arguments, refusing flags placed after them:
+// urfave/cli stops parsing at the first argument, and a silently ignored
+// "-o FILE" would write somewhere the user did not ask for.
+func args(c *cli.Context, min int, what string) ([]string, error) {
+	a := c.Args().Slice()
+	for _, x := range a {
+		if strings.HasPrefix(x, "-") && x != "-" {
+			return nil, usagef(c, "flag %s after %s: put flags before the arguments", x, what)
+		}
+	}
+	if len(a) < min {
+		return nil, usagef(c, "missing %s", what)
+	}
+	return a, nil
+}
+
+func oneOf(c *cli.Context, flag string, allowed ...string) error {
+	v := c.String(flag)
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return usagef(c, "--%s %q: want one of %s", flag, v, strings.Join(allowed, ", "))
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("writing the JSON report: %w", err)
+	}
+	return nil
+}
+
+// notice prints a human notice to stderr unless --quiet.
+func notice(c *cli.Context, w io.Writer) func(string, ...any) {
+	if c.Bool("quiet") {
+		return func(string, ...any) {}
+	}
+	return func(format string, a ...any) {
+		fmt.Fprintf(w, "note: "+format+"\n", a...)
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/layout"
+	"github.com/bundle-dev/bundle/pack"
+)
+
+// progressInterval is how often plain (non-terminal) progress prints a line.
+const progressInterval = 3 * time.Second
+
+func exportCommand(s streams, parseOnly bool) *cli.Command {
+	return &cli.Command{
+		Name:      "export",
+		Usage:     "write images and their referrers into one OCI-layout archive",
+		ArgsUsage: "REF...",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "bundle.tar.zst", Usage: "archive `FILE`; its extension picks the compression", TakesFile: true},
+			&cli.StringFlag{Name: "compress", Usage: "`zstd|gzip|none` (default: by the extension of --output)"},
+			&cli.StringSliceFlag{Name: "platform", Usage: "keep only `OS/ARCH[/VARIANT]` (repeat for more; default all)"},
+			&cli.BoolFlag{Name: "no-referrers", Usage: "leave signatures, SBOMs and attestations behind"},
+			&cli.StringSliceFlag{Name: "artifact-type", Usage: "keep only referrers of this `TYPE` (repeat for more)"},
+			&cli.StringFlag{Name: "cache", Usage: "content cache `DIR` (default: the user cache directory)", TakesFile: true},
+		}, remoteFlags()...),
+		Action: func(c *cli.Context) error {
+			refs, err := args(c, 1, "REF (the image to export)")
+			if err != nil {
+				return err
+			}
+			if c.IsSet("compress") {
+				if err := oneOf(c, "compress", string(layout.Zstd), string(layout.Gzip), string(layout.None)); err != nil {
+					return err
+				}
+			}
+			if err := checkConcurrency(c); err != nil {
+				return err
+			}
+			if parseOnly {
+				return nil
+			}
+			return runExport(c, s, refs)
+		},
+	}
+}
+
+func runExport(c *cli.Context, s streams, refs []string) error {
+	display := progress.New(s.err, c.Bool("quiet"), progressInterval)
+	rep, err := pack.Export(c.Context, refs, pack.Options{
+		Output:        c.String("output"),
+		Compression:   layout.Compression(c.String("compress")),
+		Platforms:     c.StringSlice("platform"),
+		NoReferrers:   c.Bool("no-referrers"),
+		ArtifactTypes: c.StringSlice("artifact-type"),
+		Concurrency:   c.Int("concurrency"),
+		CacheDir:      c.String("cache"),
+		Remote:        remoteOptions(c),
+		Progress:      display,
+		Notice:        notice(c, display),
+	})
+	display.Close()
+	if err != nil {
+		return fmt.Errorf("export to %s: %w", c.String("output"), err)
+	}
+	if !c.Bool("quiet") {
+		exportSummary(s.err, rep)
+	}
+	if c.Bool("json") {
+		return writeJSON(s.out, rep)
+	}
+	return nil
+}
+
+func exportSummary(w io.Writer, r *pack.Report) {
+	fmt.Fprintf(w, "exported %d image(s), %d platform(s), %d referrer(s) to %s (%s)\n",
+		len(r.Images), r.Platforms, r.Referrers, r.Output, r.Compression)
+	for _, im := range r.Images {
+		fmt.Fprintf(w, "  %s  %s  %d referrer(s)\n", im.Reference, im.Digest, im.Referrers)
+	}
+	fmt.Fprintf(w, "%d blobs, %d manifests; fetched %s, from cache %s, saved by dedup %s; archive %s; %s\n",
+		r.Blobs, r.Manifests, progress.Bytes(r.BytesFetched), progress.Bytes(r.BytesCached),
+		progress.Bytes(r.BytesDeduped), progress.Bytes(r.ArchiveSize), r.Duration.Round(time.Millisecond))
+	if r.SHA256 != "" {
+		fmt.Fprintf(w, "sha256 %s (written to %s.sha256)\n", r.SHA256, r.Output)
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(w, "skipped foreign layer %s\n", s)
+	}
+}

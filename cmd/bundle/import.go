@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/unpack"
+)
+
+func importCommand(s streams, parseOnly bool) *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "push a bundle into a registry, referrers included",
+		ArgsUsage: "FILE (- for stdin)",
+		Flags: append([]cli.Flag{
+			&cli.StringFlag{Name: "target", Usage: "registry `HOST[:PORT][/PREFIX]` to push to"},
+			&cli.StringFlag{Name: "referrers-mode", Value: "auto", Usage: "`auto|api|tag`: api needs the referrers API on the target, tag writes fallback tag indexes"},
+			&cli.StringFlag{Name: "sparse-index", Usage: "`single|rewrite` for an index exported with --platform: push the platform manifests only, or a new smaller index (default: refuse)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "check the bundle and the target, push nothing"},
+		}, remoteFlags()...),
+		Action: func(c *cli.Context) error {
+			a, err := args(c, 1, "FILE (the bundle to import)")
+			if err != nil {
+				return err
+			}
+			if len(a) > 1 {
+				return usagef(c, "one FILE at a time, got %d", len(a))
+			}
+			if err := oneOf(c, "referrers-mode", "auto", "api", "tag"); err != nil {
+				return err
+			}
+			if c.IsSet("sparse-index") {
+				if err := oneOf(c, "sparse-index", "single", "rewrite"); err != nil {
+					return err
+				}
+			}
+			if c.String("target") == "" && !c.Bool("dry-run") {
+				return usagef(c, "missing --target HOST[:PORT][/PREFIX]")
+			}
+			if err := checkConcurrency(c); err != nil {
+				return err
+			}
+			if parseOnly {
+				return nil
+			}
+			return runImport(c, s, a[0])
+		},
+	}
+}
+
+func runImport(c *cli.Context, s streams, file string) error {
+	display := progress.New(s.err, c.Bool("quiet"), progressInterval)
+	rep, err := unpack.Import(c.Context, file, unpack.Options{
+		Target:        c.String("target"),
+		ReferrersMode: c.String("referrers-mode"),
+		SparseIndex:   c.String("sparse-index"),
+		DryRun:        c.Bool("dry-run"),
+		Concurrency:   c.Int("concurrency"),
+		Remote:        remoteOptions(c),
+		Progress:      display,
+		Stdin:         s.in,
+		Notice:        notice(c, display),
+	})
+	display.Close()
+	// A partial import still has a report worth printing: what landed and what not.
+	if rep != nil {
+		if !c.Bool("quiet") {
+			importSummary(s.err, rep, err != nil)
+		}
+		if c.Bool("json") {
+			if jerr := writeJSON(s.out, rep); err == nil {
+				err = jerr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("import of %s into %s: %w", file, c.String("target"), err)
+	}
+	return nil
+}
+
+// importSummary prints what landed; failed says the import stopped early,
+// so an image not pushed may simply not have been reached.
+func importSummary(w io.Writer, r *unpack.Report, failed bool) {
+	verb := "imported"
+	switch {
+	case r.DryRun:
+		verb = "would import"
+	case failed:
+		verb = "import stopped early:"
+	}
+	fmt.Fprintf(w, "%s %d image(s), %d tag(s), %d referrer(s) into %s (referrers mode %s)\n",
+		verb, len(r.Images), r.Tags, r.Referrers, r.Target, r.ReferrersMode)
+	for _, im := range r.Images {
+		state := "pushed"
+		switch {
+		case im.Error != "":
+			state = "FAILED: " + im.Error
+		case !im.Pushed && failed:
+			state = "not pushed"
+		case !im.Pushed:
+			state = "already there"
+		}
+		fmt.Fprintf(w, "  %s  %s  %s\n", im.Target, im.Digest, state)
+	}
+	fmt.Fprintf(w, "blobs: %d uploaded, %d skipped, %d mounted; %s; %s\n",
+		r.Uploaded, r.Skipped, r.Mounted, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
+	for _, f := range r.Failed {
+		fmt.Fprintf(w, "failed: %s\n", f)
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bundle-dev/bundle/unpack"
+)
+
+func runBundle(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(t.Context(), append([]string{"bundle"}, args...), streams{in: strings.NewReader(""), out: &out, err: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestBadUsageExitsTwoAndSaysWhat(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", nil, "no command"},
+		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"unknown flag", []string{"export", "--bogus", "r/a:1"}, "bogus"},
+		{"export without REF", []string{"export", "-o", "x.tar"}, "missing REF"},
+		{"flag after REF", []string{"export", "r/a:1", "-o", "x.tar"}, "put flags before"},
+		{"bad compression", []string{"export", "--compress", "xz", "r/a:1"}, `--compress "xz"`},
+		{"bad concurrency", []string{"export", "--concurrency", "0", "r/a:1"}, "--concurrency 0"},
+		{"import without FILE", []string{"import", "--target", "h:5000"}, "missing FILE"},
+		{"import without target", []string{"import", "b.tar"}, "missing --target"},
+		{"two files", []string{"import", "--target", "h", "a.tar", "b.tar"}, "one FILE"},
+		{"bad referrers mode", []string{"import", "--referrers-mode", "both", "--target", "h", "b.tar"}, "--referrers-mode"},
+		{"bad sparse index", []string{"import", "--sparse-index", "keep", "--target", "h", "b.tar"}, "--sparse-index"},
+		{"verify without FILE", []string{"verify"}, "missing FILE"},
+		{"inspect with unknown flag", []string{"inspect", "--yaml", "b.tar"}, "yaml"},
+		{"serve without dir", []string{"serve"}, "missing --dir"},
+		{"serve with argument", []string{"serve", "--dir", "d", "extra"}, "no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runBundle(t, tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "--help") {
+				t.Errorf("stderr %q lacks %q or a pointer to --help", stderr, tt.want)
+			}
+			if tt.args != nil && stdout != "" {
+				t.Errorf("stdout %q, want nothing on a usage error", stdout)
+			}
+		})
+	}
+}
+
+func TestVersionPrintsAndExitsZero(t *testing.T) {
+	code, stdout, _ := runBundle(t, "--version")
+	if code != exitOK || !strings.HasPrefix(stdout, "bundle version ") {
+		t.Errorf("--version: exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestFailedExportExitsOneAndLeavesNoFile(t *testing.T) {
+	// A port nobody listens on: taken, then released.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	out := filepath.Join(t.TempDir(), "b.tar.zst")
+	code, stdout, stderr := runBundle(t, "export", "--quiet", "--json", "--plain-http", "--cache", t.TempDir(), "-o", out, addr+"/missing/app:1.0")
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d; stderr:\n%s", code, exitFailed, stderr)
+	}
+	if !strings.Contains(stderr, out) {
+		t.Errorf("stderr %q does not name the output %s", stderr, out)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want no report for a failed export", stdout)
+	}
+	for _, f := range []string{out, out + ".partial", out + ".sha256"} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s exists after a failed export", f)
+		}
+	}
+}
+
+func TestServeCommandPrintsAddressAndStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		defer pw.Close()
+		done <- run(ctx, []string{"bundle", "serve", "--dir", t.TempDir(), "--addr", "127.0.0.1:0"}, streams{in: strings.NewReader(""), out: pw, err: &errb})
+	}()
+	addr, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the address: %v", err)
+	}
+	go io.Copy(io.Discard, pr)
+	resp, err := http.Get("http://" + strings.TrimSpace(addr) + "/v2/")
+	if err != nil {
+		t.Fatalf("registry at %q not answering: %v", addr, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /v2/ = %d, want 200", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("serve exited %d after cancel, want 0", code)
+	}
+}
+
+func TestImportSummarySaysWhatLanded(t *testing.T) {
+	rep := &unpack.Report{Target: "reg:5000/m", ReferrersMode: "tag", Images: []unpack.ImageReport{
+		{Target: "reg:5000/m/a:1", Digest: "sha256:aa", Pushed: true},
+		{Target: "reg:5000/m/b:1", Digest: "sha256:bb"},
+		{Target: "reg:5000/m/c:1", Digest: "sha256:cc", Error: "manifest unknown"},
+	}}
+	tests := []struct {
+		name   string
+		failed bool
+		want   []string
+	}{
+		{"complete", false, []string{"imported 3 image(s)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "FAILED: manifest unknown", "referrers mode tag"}},
+		{"stopped early", true, []string{"import stopped early: 3 image(s)", "b:1  sha256:bb  not pushed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			importSummary(&buf, rep, tt.failed)
+			for _, w := range tt.want {
+				if !strings.Contains(buf.String(), w) {
+					t.Errorf("summary lacks %q:\n%s", w, buf.String())
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"github.com/urfave/cli/v2"
+
+	"github.com/bundle-dev/bundle/internal/remote"
+)
+
+// Flags shared by the commands that talk to registries.
+func remoteFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "plain-http", Usage: "talk HTTP, not HTTPS, to every registry"},
+		&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification"},
+		&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts.toml `DIR` (certs.d layout)", TakesFile: true},
+		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "`N` transfers at once"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, no notices"},
+		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
+	}
+}
+
+func remoteOptions(c *cli.Context) remote.Options {
+	return remote.Options{
+		PlainHTTP: c.Bool("plain-http"),
+		Insecure:  c.Bool("insecure"),
+		HostsDir:  c.String("hosts-dir"),
+		UserAgent: commandName + "/" + buildVersion(),
+	}
+}
+
+func checkConcurrency(c *cli.Context) error {
+	if n := c.Int("concurrency"); n < 1 {
+		return usagef(c, "--concurrency %d: want 1 or more", n)
+	}
+	return nil
+}

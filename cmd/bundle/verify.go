@@ -1,0 +1,100 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/verify"
+)
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"}
+}
+
+func verifyCommand(s streams, parseOnly bool) *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check a bundle offline: digests, sizes, completeness, tar safety, checksum file",
+		ArgsUsage: "FILE",
+		Flags:     []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			file, err := oneFile(c)
+			if err != nil || parseOnly {
+				return err
+			}
+			rep, err := verify.Bundle(c.Context, file, verify.Options{Stdin: s.in})
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", file, err)
+			}
+			verifySummary(s.err, rep)
+			if c.Bool("json") {
+				if err := writeJSON(s.out, rep); err != nil {
+					return err
+				}
+			}
+			if !rep.OK {
+				return fmt.Errorf("%s is damaged or incomplete (%d problem(s) above): export it again or copy it again from the source", file, len(rep.Problems))
+			}
+			return nil
+		},
+	}
+}
+
+func inspectCommand(s streams, parseOnly bool) *cli.Command {
+	return &cli.Command{
+		Name:      "inspect",
+		Usage:     "list what a bundle holds: images, platforms, referrer trees",
+		ArgsUsage: "FILE",
+		Flags:     []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			file, err := oneFile(c)
+			if err != nil || parseOnly {
+				return err
+			}
+			inv, err := verify.Inspect(c.Context, file, verify.Options{Stdin: s.in})
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", file, err)
+			}
+			if c.Bool("json") {
+				return writeJSON(s.out, inv)
+			}
+			if err := inv.WriteText(s.out); err != nil {
+				return fmt.Errorf("inspect %s: writing the listing: %w", file, err)
+			}
+			return nil
+		},
+	}
+}
+
+func oneFile(c *cli.Context) (string, error) {
+	a, err := args(c, 1, "FILE (the bundle)")
+	if err != nil {
+		return "", err
+	}
+	if len(a) > 1 {
+		return "", usagef(c, "one FILE at a time, got %d", len(a))
+	}
+	return a[0], nil
+}
+
+func verifySummary(w io.Writer, r *verify.Report) {
+	for _, p := range r.Problems {
+		where := p.Entry
+		if p.Digest != "" {
+			where += " " + p.Digest
+		}
+		fmt.Fprintf(w, "%s: %s (offset %d): %s\n", p.Severity, where, p.Offset, p.Message)
+	}
+	state := "OK"
+	if !r.OK {
+		state = "FAILED"
+	}
+	fmt.Fprintf(w, "%s: %s, %s; %d entries, %d blobs, %d manifests, %s; %d image(s)\n",
+		state, r.File, r.Compression, r.Entries, r.Blobs, r.Manifests, progress.Bytes(r.Bytes), len(r.Images))
+	if r.Sidecar != "" {
+		fmt.Fprintf(w, "checksum file %s.sha256: %s\n", r.File, r.Sidecar)
+	}
+}
