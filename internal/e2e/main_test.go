@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,9 +63,21 @@ func bundle(t *testing.T, env []string, args ...string) result {
 	return runCmd(t, env, bundleBin, args...)
 }
 
+// bundleStdin runs the binary with stdin read from in.
+func bundleStdin(t *testing.T, in io.Reader, args ...string) result {
+	t.Helper()
+	return runCmdStdin(t, nil, in, bundleBin, args...)
+}
+
 func runCmd(t *testing.T, env []string, name string, args ...string) result {
 	t.Helper()
+	return runCmdStdin(t, env, nil, name, args...)
+}
+
+func runCmdStdin(t *testing.T, env []string, in io.Reader, name string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Stdin = in
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
