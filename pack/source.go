@@ -96,7 +96,7 @@ func (s *source) manifest(ctx context.Context, repo string, desc ocispec.Descrip
 		if err != nil {
 			return err
 		}
-		rc, err := f.Fetch(ctx, clean(desc))
+		rc, err := f.Fetch(ctx, graph.ForFetch(clean(desc)))
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func (s *source) fetchOnce(ctx context.Context, n *Node, add func(int64)) error 
 		return fmt.Errorf("opening cache entry: %w", err)
 	}
 	defer w.Close()
-	rc, err := f.Fetch(ctx, clean(n.Desc))
+	rc, err := f.Fetch(ctx, graph.ForFetch(clean(n.Desc)))
 	if err != nil {
 		return err
 	}

@@ -244,7 +244,7 @@ func fetchManifest(ctx context.Context, fetcher remotes.Fetcher, desc ocispec.De
 	if desc.Size > graph.MaxManifestSize {
 		return nil, fmt.Errorf("manifest %s: %w", desc.Digest, graph.ErrTooLarge)
 	}
-	rc, err := fetcher.Fetch(ctx, desc)
+	rc, err := fetcher.Fetch(ctx, graph.ForFetch(desc))
 	if err != nil {
 		return nil, err
 	}
