@@ -27,8 +27,12 @@ func Explain(err error, ref string) error {
 		return nil
 	}
 	host, repo := ref, ref
-	if h, r, _, _, perr := SplitReference(ref); perr == nil {
-		host, repo = h, r
+	// A bare "host:port" (an import --target without a prefix) would parse
+	// as a docker.io repository with a tag: it names a registry.
+	if strings.Contains(ref, "/") {
+		if h, r, _, _, perr := SplitReference(ref); perr == nil {
+			host, repo = h, r
+		}
 	}
 	switch {
 	case isTLS(err):

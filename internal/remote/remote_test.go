@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -438,5 +439,12 @@ func TestRetryAfterIsHonouredAndCapped(t *testing.T) {
 		if got < lo || got > hi {
 			t.Errorf("attempt %d: backoff %v outside [%v, %v]", attempt, got, lo, hi)
 		}
+	}
+}
+
+func TestExplainNamesABareRegistryHost(t *testing.T) {
+	err := Explain(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, "127.0.0.1:1")
+	if !strings.Contains(err.Error(), "registry 127.0.0.1:1 is unreachable") {
+		t.Errorf("Explain = %q, want it to name registry 127.0.0.1:1", err)
 	}
 }
