@@ -1,10 +1,12 @@
 package unpack
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -153,9 +155,21 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 	return keep
 }
 
-// pushBlobsAt pushes every job from a random-access source, concurrently.
+// maxUploadStreams bounds the blobs in flight, whatever Options.Concurrency
+// says (which still bounds the cheap questions: HEADs). On 2 cores into
+// distribution 2.8 (BenchmarkImportProcess, 256 MiB) 1 stream runs at the
+// speed of a bare single-stream upload, 2 streams use both cores (about
+// 0.75x of its time), and 3 or 8 gain nothing measurable while every stream
+// holds a zstd decoder's window and a read buffer: peak RSS of the whole
+// test process importing a .tar.zst was 51 MiB with 2, 60 with 3, 92 with 8.
+const maxUploadStreams = 2
+
+// pushBlobsAt pushes every job from a random-access source, concurrently,
+// largest first so that no big blob starts last and runs alone.
 func (im *importer) pushBlobsAt(ctx context.Context, jobs []*blobJob, open opener) error {
-	return forEach(ctx, im.concurrency, len(jobs), func(ctx context.Context, i int) error {
+	jobs = slices.Clone(jobs)
+	slices.SortStableFunc(jobs, func(a, b *blobJob) int { return cmp.Compare(b.desc.Size, a.desc.Size) })
+	return forEach(ctx, min(im.concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
 		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
 			rc, err := open(j.desc.Digest)

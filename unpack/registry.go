@@ -22,14 +22,11 @@ import (
 	"github.com/bundle-dev/bundle/referrers"
 )
 
-// mountLabel is the annotation containerd's pusher reads to try a
-// cross-repo mount. It keys on the host name without the port, as
-// docker.selectRepositoryMountCandidate does.
-const mountLabel = "containerd.io/distribution.source."
-
-// registry is the target side of an import: containerd's pusher for
-// content, raw authorised calls for what the pusher does not offer (a blob
-// HEAD, artifact manifests), and the referrers publisher.
+// registry is the target side of an import: our own uploader for blobs
+// (upload.go says why), containerd's pusher for manifests (it HEADs first,
+// so an identical manifest or tag is not PUT again), raw authorised calls
+// for what the pusher does not offer (a blob HEAD, artifact manifests), and
+// the referrers publisher.
 type registry struct {
 	host     string
 	resolver remotes.Resolver
@@ -66,40 +63,9 @@ const (
 
 // pushBlob puts blob d into repo: mounted from mountFrom when given and the
 // registry agrees, else uploaded from open(). The caller has checked that
-// repo lacks d, so "already exists" after a mount request means mounted.
+// repo lacks d, so a 201 to a mount request means mounted.
 func (r *registry) pushBlob(ctx context.Context, repo string, d ocispec.Descriptor, mountFrom string, open func() (io.ReadCloser, error), counted io.Writer) (pushResult, error) {
-	d = ocispec.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
-	if d.MediaType == "" {
-		d.MediaType = "application/octet-stream"
-	}
-	if mountFrom != "" {
-		d.Annotations = map[string]string{mountLabel + hostname(r.host): mountFrom}
-	}
-	ref := r.name(repo) + "@" + d.Digest.String()
-	w, err := r.writer(ctx, ref, "blob-"+ref, d)
-	if errdefs.IsAlreadyExists(err) {
-		if mountFrom != "" {
-			return mounted, nil
-		}
-		return existed, nil
-	}
-	if err != nil {
-		return uploaded, err
-	}
-	defer w.Close()
-	rc, err := open()
-	if err != nil {
-		return uploaded, err
-	}
-	defer rc.Close()
-	src := io.Reader(rc)
-	if counted != nil {
-		src = io.TeeReader(rc, counted)
-	}
-	if err := content.Copy(ctx, w, src, d.Size, d.Digest); err != nil {
-		return uploaded, err
-	}
-	return uploaded, nil
+	return r.uploadBlob(ctx, repo, d, mountFrom, open, counted)
 }
 
 // pushManifest puts a manifest's exact bytes into repo, under tag when
@@ -128,6 +94,16 @@ func (r *registry) putManifest(ctx context.Context, repo, tag string, d ocispec.
 	object := d.Digest.String()
 	if tag != "" {
 		object = tag
+	}
+	// HEAD first, as containerd's pusher does for the other manifests: an
+	// import into a target that has everything must not write anything.
+	head, err := r.do(ctx, http.MethodHead, repo, "manifests/"+object, nil, "")
+	if err != nil {
+		return err
+	}
+	drain(head)
+	if head.StatusCode == http.StatusOK && head.Header.Get("Docker-Content-Digest") == d.Digest.String() {
+		return nil
 	}
 	resp, err := r.do(ctx, http.MethodPut, repo, "manifests/"+object, raw, d.MediaType)
 	if err != nil {
