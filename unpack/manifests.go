@@ -236,7 +236,11 @@ func (im *importer) publishSubject(ctx context.Context, repo string, rs []referr
 			continue
 		}
 		descs = append(descs, r.desc)
-		im.notice("%s: referrer %s (%s) of %s", im.reg.name(repo), r.desc.Digest, r.desc.ArtifactType, subject.Digest)
+		// A real import counts referrers in its summary; listing each one
+		// is the dry run's job, where the plan is the whole output.
+		if im.opts.DryRun {
+			im.notice("%s: would publish referrer %s (%s) of %s", im.reg.name(repo), r.desc.Digest, r.desc.ArtifactType, subject.Digest)
+		}
 	}
 	if len(descs) == 0 {
 		return nil

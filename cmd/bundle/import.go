@@ -100,6 +100,8 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 		switch {
 		case im.Error != "":
 			state = "FAILED: " + im.Error
+		case r.DryRun:
+			state = "would push"
 		case !im.Pushed && failed:
 			state = "not pushed"
 		case !im.Pushed:

@@ -132,15 +132,19 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 	tests := []struct {
 		name   string
 		failed bool
+		dryRun bool
 		want   []string
 	}{
-		{"complete", false, []string{"imported 3 image(s)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "FAILED: manifest unknown", "referrers mode tag"}},
-		{"stopped early", true, []string{"import stopped early: 3 image(s)", "b:1  sha256:bb  not pushed"}},
+		{"complete", false, false, []string{"imported 3 image(s)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "FAILED: manifest unknown", "referrers mode tag"}},
+		{"dry run", false, true, []string{"b:1  sha256:bb  would push"}},
+		{"stopped early", true, false, []string{"import stopped early: 3 image(s)", "b:1  sha256:bb  not pushed"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			importSummary(&buf, rep, tt.failed)
+			r := *rep
+			r.DryRun = tt.dryRun
+			importSummary(&buf, &r, tt.failed)
 			for _, w := range tt.want {
 				if !strings.Contains(buf.String(), w) {
 					t.Errorf("summary lacks %q:\n%s", w, buf.String())
