@@ -38,7 +38,12 @@ type Writer struct {
 	tw     *tar.Writer
 	err    error // sticky: after a failure the stream is unusable
 	closed bool
+	// copyBuf makes each read of an entry's source, and each write below
+	// the tar writer, a large one.
+	copyBuf []byte
 }
+
+const copyBufSize = 1 << 20
 
 // sink is the compression below the tar writer. The Writer tells it where
 // entries start so it can cut frames and pick a level for the content.
@@ -146,7 +151,13 @@ func (w *Writer) writeEntry(name string, size int64, r io.Reader, precompressed 
 	if err := w.sink.beginContent(precompressed); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	n, err := io.CopyN(w.tw, r, size)
+	if w.copyBuf == nil {
+		w.copyBuf = make([]byte, copyBufSize)
+	}
+	n, err := io.CopyBuffer(w.tw, io.LimitReader(r, size), w.copyBuf)
+	if err == nil && n < size {
+		err = io.EOF
+	}
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("write %s: source ended after %d of %d bytes: %w", name, n, size, io.ErrUnexpectedEOF)

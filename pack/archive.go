@@ -1,7 +1,6 @@
 package pack
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/layout"
-	"github.com/bundle-dev/bundle/verify"
 )
 
 // Annotations index.json carries for each exported image.
@@ -25,9 +23,10 @@ const (
 	annotationContainerdName = "io.containerd.image.name"
 )
 
-// openFunc hands the archive writer a blob once it is in the cache; it
-// blocks until then, so the writer follows the fetcher closely.
-type openFunc func(ctx context.Context, n *Node) (io.ReadCloser, error)
+// openFunc hands the archive writer blob i of the write order, whose bytes
+// are checked against its digest on the way; it may block until a fetcher
+// has it.
+type openFunc func(ctx context.Context, i int, n *Node) (io.ReadCloser, error)
 
 type archiveResult struct {
 	sha256 string
@@ -54,13 +53,13 @@ func writeArchive(ctx context.Context, out string, comp layout.Compression, inde
 	}()
 
 	h := sha256.New()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	cw := &countWriter{w: io.MultiWriter(bw, h)}
-	if err = writeLayout(ctx, cw, comp, index, blobs, open); err != nil {
-		return res, err
+	sink := newAsyncSink(f, h)
+	err = writeLayout(ctx, sink, comp, index, blobs, open)
+	if cerr := sink.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing %s: %w: check the space left on its disk", partial, cerr)
 	}
-	if err = bw.Flush(); err != nil {
-		return res, fmt.Errorf("writing %s: %w", partial, err)
+	if err != nil {
+		return res, err
 	}
 	if err = f.Sync(); err != nil {
 		return res, fmt.Errorf("syncing %s: %w", partial, err)
@@ -72,7 +71,7 @@ func writeArchive(ctx context.Context, out string, comp layout.Compression, inde
 	if err = os.Rename(partial, out); err != nil {
 		return res, fmt.Errorf("renaming %s to %s: %w", partial, out, err)
 	}
-	res = archiveResult{sha256: hex.EncodeToString(h.Sum(nil)), size: cw.n}
+	res = archiveResult{sha256: hex.EncodeToString(h.Sum(nil)), size: sink.n}
 	if err = writeSidecar(out, res.sha256); err != nil {
 		// An archive without its checksum would look complete; it is not.
 		os.Remove(out)
@@ -96,8 +95,8 @@ func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, inde
 			return fmt.Errorf("writing %s to the archive: %w", e.name, err)
 		}
 	}
-	for _, n := range blobs {
-		if err := writeBlob(ctx, lw, n, open); err != nil {
+	for i, n := range blobs {
+		if err := writeBlob(ctx, lw, i, n, open); err != nil {
 			return err
 		}
 	}
@@ -107,14 +106,13 @@ func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, inde
 	return nil
 }
 
-func writeBlob(ctx context.Context, lw *layout.Writer, n *Node, open openFunc) error {
-	rc, err := open(ctx, n)
+func writeBlob(ctx context.Context, lw *layout.Writer, i int, n *Node, open openFunc) error {
+	rc, err := open(ctx, i, n)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
-	r := verify.NewReader(&ctxReader{ctx: ctx, r: rc}, n.Desc)
-	err = lw.WriteEntry(layout.BlobPath(n.Desc.Digest), n.Desc.Size, r, graph.IsCompressedLayer(n.Desc.MediaType))
+	err = lw.WriteEntry(layout.BlobPath(n.Desc.Digest), n.Desc.Size, rc, graph.IsCompressedLayer(n.Desc.MediaType))
 	if err != nil {
 		return fmt.Errorf("writing %s %s (%s) to the archive: %w", n.Role, n.Desc.Digest, refsOf(n), err)
 	}
@@ -183,17 +181,6 @@ func buildIndex(p *Plan) ([]byte, error) {
 		return nil, errors.New("index.json would exceed 4 MiB: export fewer images per bundle")
 	}
 	return data, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // ctxReader stops a long copy when the export is cancelled.

@@ -54,22 +54,28 @@ type discovery struct {
 	notice  func(string, ...any)
 	limiter *semaphore.Weighted
 
-	mu       sync.Mutex
-	entries  map[digest.Digest]*entry
-	blobRepo map[digest.Digest]string
-	skipped  []string
+	mu      sync.Mutex
+	entries map[entryKey]*entry
+	skipped []string
+}
+
+// entryKey names a manifest in one repository. Roots are walked at the same
+// time; keying by repository keeps what each finds (referrers live in a
+// repository) independent of which got to a shared manifest first.
+type entryKey struct {
+	repo string
+	d    digest.Digest
 }
 
 func newDiscovery(src *source, finder referrerFinder, matcher platforms.Matcher, types []string, concurrency int, notice func(string, ...any)) *discovery {
 	return &discovery{
-		src:      src,
-		finder:   finder,
-		matcher:  matcher,
-		types:    types,
-		notice:   notice,
-		limiter:  semaphore.NewWeighted(int64(concurrency)),
-		entries:  map[digest.Digest]*entry{},
-		blobRepo: map[digest.Digest]string{},
+		src:     src,
+		finder:  finder,
+		matcher: matcher,
+		types:   types,
+		notice:  notice,
+		limiter: semaphore.NewWeighted(int64(concurrency)),
+		entries: map[entryKey]*entry{},
 	}
 }
 
@@ -84,14 +90,14 @@ func (g *discovery) handler(rt root) images.Handler {
 	var h images.HandlerFunc = g.children(rt)
 	h = filterPlatforms(g.matcher, h)
 	h = g.skipForeign(rt, h)
-	h = g.record(h)
+	h = g.record(rt, h)
 	h = g.withReferrers(rt, h)
 	return g.guard(rt, h)
 }
 
-// guard lets each manifest be walked once across all roots, which is both
-// the dedup and the cycle guard (a referrer pointing back at its subject's
-// ancestors ends here), and stops at blobs, remembering where they live.
+// guard lets each manifest be walked once per repository across all
+// roots, which is both the dedup and the cycle guard (a referrer pointing
+// back at its subject's ancestors ends here), and stops at blobs.
 func (g *discovery) guard(rt root, h images.HandlerFunc) images.HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		if err := desc.Digest.Validate(); err != nil {
@@ -100,19 +106,16 @@ func (g *discovery) guard(rt root, h images.HandlerFunc) images.HandlerFunc {
 		if graph.IsSchema1(desc.MediaType) {
 			return nil, fmt.Errorf("%s: %s: %w", rt.ref, desc.Digest, graph.ErrSchema1)
 		}
-		g.mu.Lock()
 		if !graph.IsManifest(desc.MediaType) {
-			if _, ok := g.blobRepo[desc.Digest]; !ok {
-				g.blobRepo[desc.Digest] = rt.repo
-			}
+			return nil, images.ErrSkipDesc
+		}
+		k := entryKey{rt.repo, desc.Digest}
+		g.mu.Lock()
+		if _, ok := g.entries[k]; ok {
 			g.mu.Unlock()
 			return nil, images.ErrSkipDesc
 		}
-		if _, ok := g.entries[desc.Digest]; ok {
-			g.mu.Unlock()
-			return nil, images.ErrSkipDesc
-		}
-		g.entries[desc.Digest] = &entry{desc: desc, repo: rt.repo}
+		g.entries[k] = &entry{desc: desc, repo: rt.repo}
 		g.mu.Unlock()
 		return h(ctx, desc)
 	}
@@ -131,7 +134,7 @@ func (g *discovery) children(rt root) images.HandlerFunc {
 			return nil, fmt.Errorf("%s: manifest %s: %w", rt.ref, desc.Digest, err)
 		}
 		g.mu.Lock()
-		g.entries[desc.Digest].manifest = m
+		g.entries[entryKey{rt.repo, desc.Digest}].manifest = m
 		g.mu.Unlock()
 		return m.Children(), nil
 	}
@@ -195,14 +198,14 @@ func (g *discovery) skipForeign(rt root, h images.HandlerFunc) images.HandlerFun
 }
 
 // record remembers a manifest's (filtered) children for the assembly.
-func (g *discovery) record(h images.HandlerFunc) images.HandlerFunc {
+func (g *discovery) record(rt root, h images.HandlerFunc) images.HandlerFunc {
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
 		children, err := h(ctx, desc)
 		if err != nil {
 			return nil, err
 		}
 		g.mu.Lock()
-		g.entries[desc.Digest].children = children
+		g.entries[entryKey{rt.repo, desc.Digest}].children = children
 		g.mu.Unlock()
 		return children, nil
 	}
@@ -237,7 +240,7 @@ func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerF
 			out = append(out, r.Descriptor)
 		}
 		g.mu.Lock()
-		g.entries[desc.Digest].referrers = found
+		g.entries[entryKey{rt.repo, desc.Digest}].referrers = found
 		g.mu.Unlock()
 		return out, nil
 	}
@@ -255,16 +258,10 @@ func isCosign(r referrers.Referrer) bool {
 	return r.Via == referrers.ViaCosign && r.Tag != ""
 }
 
-func (g *discovery) get(d digest.Digest) *entry {
+func (g *discovery) get(repo string, d digest.Digest) *entry {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.entries[d]
-}
-
-func (g *discovery) repoOfBlob(d digest.Digest) string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.blobRepo[d]
+	return g.entries[entryKey{repo, d}]
 }
 
 func (g *discovery) skippedList() []string {
@@ -276,8 +273,8 @@ func (g *discovery) skippedList() []string {
 }
 
 // platformsOf lists the platforms kept in an index, "" for anything else.
-func (g *discovery) platformsOf(d digest.Digest) []string {
-	e := g.get(d)
+func (g *discovery) platformsOf(repo string, d digest.Digest) []string {
+	e := g.get(repo, d)
 	if e == nil || e.manifest == nil || !graph.IsIndex(e.desc.MediaType) {
 		return nil
 	}

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/platforms"
 	digest "github.com/opencontainers/go-digest"
@@ -96,28 +95,74 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	}
 	var finder referrerFinder
 	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Cosign: true}
+		finder = &referrers.Finder{Resolver: src.resolver, Cosign: true, Fetched: src.handOver}
 	}
 	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
+	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)
+	if err != nil {
+		return nil, err
+	}
 	var roots []root
-	for _, ref := range refs {
-		rt, err := resolve(ctx, src, ref)
-		if err != nil {
-			return nil, err
-		}
-		if slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
-			continue
-		}
-		roots = append(roots, rt)
-	}
-	// Roots one after the other: which repository a shared blob is fetched
-	// from then depends on the order given, not on timing.
-	for _, rt := range roots {
-		if err := g.walk(ctx, rt); err != nil {
-			return nil, err
+	for _, rt := range resolved {
+		if !slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
+			roots = append(roots, rt)
 		}
 	}
+	// Roots are walked at the same time, sharing the discovery's limit on
+	// requests; the assembly afterwards is sequential in the order given,
+	// which is what decides where a shared blob is fetched from.
+	wg, wctx := errgroup.WithContext(ctx)
+	walkErrs := make([]error, len(roots))
+	for i, rt := range roots {
+		wg.Go(func() error {
+			walkErrs[i] = g.walk(wctx, rt)
+			return walkErrs[i]
+		})
+	}
+	_ = wg.Wait()
+	if err := firstError(ctx, walkErrs); err != nil {
+		return nil, err
+	}
+	src.dropHanded()
 	return assemble(g, roots)
+}
+
+// resolveAll resolves refs concurrently; a failure is reported for the
+// first failing reference in the order given.
+func resolveAll(ctx context.Context, src *source, refs []string, concurrency int) ([]root, error) {
+	out := make([]root, len(refs))
+	errs := make([]error, len(refs))
+	var g errgroup.Group
+	g.SetLimit(concurrency)
+	for i, ref := range refs {
+		g.Go(func() error {
+			out[i], errs[i] = resolve(ctx, src, ref)
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if err := firstError(ctx, errs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// firstError is the first real failure in errs, in order: a walk cancelled
+// because another failed is not one, unless ctx itself was cancelled.
+func firstError(ctx context.Context, errs []error) error {
+	var cancelled error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case errors.Is(err, context.Canceled) && ctx.Err() == nil:
+			if cancelled == nil {
+				cancelled = err
+			}
+		default:
+			return err
+		}
+	}
+	return cancelled
 }
 
 func platformMatcher(specs []string) (platforms.Matcher, error) {
@@ -175,32 +220,38 @@ type transferStats struct {
 	fetched, cached atomic.Int64
 }
 
-// transfer fills the cache and writes the archive at the same time: the
-// writer takes each blob, in archive order, as soon as it is verified in
-// the cache, while the fetchers keep going ahead of it.
+// transfer fetches and writes the archive at the same time. The writer goes
+// through the blobs in archive order and streams each one straight from the
+// registry into the archive, copying it into the cache on the way; the
+// other fetchers take blobs from the far end of the order into the cache,
+// for the writer to read from there when it gets to them. Each blob is
+// claimed once, by whoever gets to it first, and fetched once.
 func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, opts Options) (*transferStats, archiveResult, error) {
 	order := plan.WriteOrder()
-	ready := make(map[digest.Digest]chan struct{}, len(order))
-	for _, n := range order {
-		ready[n.Desc.Digest] = make(chan struct{})
+	claims := make([]atomic.Bool, len(order))
+	ready := make([]chan struct{}, len(order))
+	for i := range ready {
+		ready[i] = make(chan struct{})
 	}
 	st := &transferStats{}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return fetchAll(gctx, src, order, ready, st, opts) })
+	for range opts.Concurrency - 1 {
+		g.Go(func() error { return prefetch(gctx, src, order, claims, ready, st, opts) })
+	}
 
 	var res archiveResult
 	g.Go(func() error {
-		open := func(ctx context.Context, n *Node) (io.ReadCloser, error) {
+		open := func(ctx context.Context, i int, n *Node) (io.ReadCloser, error) {
+			if claims[i].CompareAndSwap(false, true) {
+				return src.openBlob(ctx, n, opts.Progress, st)
+			}
 			select {
-			case <-ready[n.Desc.Digest]:
+			case <-ready[i]:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
-			ra, err := src.store.ReaderAt(ctx, clean(n.Desc))
-			if err != nil {
-				return nil, fmt.Errorf("reading %s from the cache %s: %w", n.Desc.Digest, opts.CacheDir, err)
-			}
-			return readAtCloser{Reader: content.NewReader(ra), Closer: ra}, nil
+			// A prefetcher put it there in this run and hashed it on the way.
+			return src.fromCache(ctx, n, false)
 		}
 		var err error
 		res, err = writeArchive(gctx, opts.Output, comp, index, order, open)
@@ -212,30 +263,22 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 	return st, res, nil
 }
 
-func fetchAll(ctx context.Context, src *source, order []*Node, ready map[digest.Digest]chan struct{}, st *transferStats, opts Options) error {
-	fg, fctx := errgroup.WithContext(ctx)
-	fg.SetLimit(opts.Concurrency)
-	for _, n := range order {
-		if fctx.Err() != nil {
-			break
+// prefetch fills the cache from the end of the order backwards, until it
+// meets the writer.
+func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.Bool, ready []chan struct{}, st *transferStats, opts Options) error {
+	for i := len(order) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		fg.Go(func() error {
-			fetched, cached, err := src.ensure(fctx, n, opts.Progress)
-			if err != nil {
-				return fetchError(n, err)
-			}
-			st.fetched.Add(fetched)
-			if cached {
-				st.cached.Add(n.Desc.Size)
-			}
-			close(ready[n.Desc.Digest])
-			return nil
-		})
+		if !claims[i].CompareAndSwap(false, true) {
+			continue
+		}
+		if err := src.account(ctx, order[i], opts.Progress, st); err != nil {
+			return err
+		}
+		close(ready[i])
 	}
-	if err := fg.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	return nil
 }
 
 // fetchError names the object, the references that need it, and what to do.

@@ -132,17 +132,21 @@ func assemble(g *discovery, roots []root) (*Plan, error) {
 	for _, r := range roots {
 		img := PlannedImage{Ref: r.ref, Desc: r.desc}
 		seen := map[digest.Digest]bool{}
-		if err := a.visit(&img, seen, r.desc, roleOf(r.desc)); err != nil {
+		if err := a.visit(&img, r.repo, seen, r.desc, roleOf(r.desc)); err != nil {
 			return nil, err
 		}
-		img.Platforms = g.platformsOf(r.desc.Digest)
+		img.Platforms = g.platformsOf(r.repo, r.desc.Digest)
 		a.plan.Images = append(a.plan.Images, img)
 	}
 	a.plan.Skipped = g.skippedList()
 	return a.plan, nil
 }
 
-func (a *assembly) visit(img *PlannedImage, seen map[digest.Digest]bool, d ocispec.Descriptor, role Role) error {
+// visit adds d and what it reaches, as discovered in repo, to the plan. A
+// node is fetched from the repository of the first root, in the order
+// given, that reaches it: everything a root reaches lives in its
+// repository.
+func (a *assembly) visit(img *PlannedImage, repo string, seen map[digest.Digest]bool, d ocispec.Descriptor, role Role) error {
 	if seen[d.Digest] {
 		return nil // a cycle, or a blob shared inside one image
 	}
@@ -151,13 +155,6 @@ func (a *assembly) visit(img *PlannedImage, seen map[digest.Digest]bool, d ocisp
 
 	n := a.nodes[d.Digest]
 	if n == nil {
-		e := a.graph.get(d.Digest)
-		repo := ""
-		if e != nil {
-			repo = e.repo
-		} else {
-			repo = a.graph.repoOfBlob(d.Digest)
-		}
 		n = &Node{Desc: clean(d), Role: role, Repo: repo}
 		a.nodes[d.Digest] = n
 		a.plan.Nodes = append(a.plan.Nodes, n)
@@ -166,7 +163,7 @@ func (a *assembly) visit(img *PlannedImage, seen map[digest.Digest]bool, d ocisp
 		n.Refs = append(n.Refs, img.Ref)
 	}
 
-	e := a.graph.get(d.Digest)
+	e := a.graph.get(repo, d.Digest)
 	if e == nil {
 		return nil // a blob: config or layer
 	}
@@ -174,7 +171,7 @@ func (a *assembly) visit(img *PlannedImage, seen map[digest.Digest]bool, d ocisp
 		return fmt.Errorf("%s (%s) was not walked: this is a bug in bundle's planner", d.Digest, img.Ref)
 	}
 	for _, c := range e.children {
-		if err := a.visit(img, seen, c, childRole(e, c)); err != nil {
+		if err := a.visit(img, repo, seen, c, childRole(e, c)); err != nil {
 			return err
 		}
 	}
@@ -183,7 +180,7 @@ func (a *assembly) visit(img *PlannedImage, seen map[digest.Digest]bool, d ocisp
 			img.Referrers++
 		}
 		a.addReferrer(e, r)
-		if err := a.visit(img, seen, r.Descriptor, RoleReferrer); err != nil {
+		if err := a.visit(img, repo, seen, r.Descriptor, RoleReferrer); err != nil {
 			return err
 		}
 	}

@@ -35,6 +35,9 @@ type source struct {
 	mu       sync.Mutex
 	fetchers map[string]remotes.Fetcher
 	planned  map[digest.Digest]bool // fetched from a registry while planning
+	// handed holds manifests the referrer finder already read and verified,
+	// until the walk asks for them: small, and gone once walked.
+	handed map[digest.Digest][]byte
 }
 
 func newSource(resolver remotes.Resolver, store content.Store, maxRetries int, minBackoff time.Duration) *source {
@@ -51,6 +54,7 @@ func newSource(resolver remotes.Resolver, store content.Store, maxRetries int, m
 		minBackoff: minBackoff,
 		fetchers:   map[string]remotes.Fetcher{},
 		planned:    map[digest.Digest]bool{},
+		handed:     map[digest.Digest][]byte{},
 	}
 }
 
@@ -90,8 +94,47 @@ func (s *source) manifest(ctx context.Context, repo string, desc ocispec.Descrip
 	if s.cached(ctx, desc.Digest) {
 		return content.ReadBlob(ctx, s.store, desc)
 	}
-	var data []byte
-	err := s.retry(ctx, func() error {
+	s.mu.Lock()
+	data, ok := s.handed[desc.Digest]
+	delete(s.handed, desc.Digest)
+	s.mu.Unlock()
+	if !ok {
+		if err := s.fetchManifest(ctx, repo, desc, &data); err != nil {
+			return nil, err
+		}
+	}
+	err := content.WriteBlob(ctx, s.store, ingestRef(desc.Digest), bytes.NewReader(data), desc)
+	if err != nil && !errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("caching %s: %w", desc.Digest, err)
+	}
+	s.mu.Lock()
+	s.planned[desc.Digest] = true
+	s.mu.Unlock()
+	return data, nil
+}
+
+// handOver keeps a manifest the referrer finder read (and verified) for the
+// walk, which would otherwise fetch it again.
+func (s *source) handOver(desc ocispec.Descriptor, data []byte) {
+	if desc.Size > graph.MaxManifestSize || int64(len(data)) != desc.Size {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.planned[desc.Digest] {
+		s.handed[desc.Digest] = data
+	}
+}
+
+// dropHanded forgets what the walk did not ask for (referrers filtered out).
+func (s *source) dropHanded() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.handed)
+}
+
+func (s *source) fetchManifest(ctx context.Context, repo string, desc ocispec.Descriptor, data *[]byte) error {
+	return s.retry(ctx, func() error {
 		f, err := s.fetcher(ctx, repo)
 		if err != nil {
 			return err
@@ -101,20 +144,9 @@ func (s *source) manifest(ctx context.Context, repo string, desc ocispec.Descrip
 			return err
 		}
 		defer rc.Close()
-		data, err = graph.ReadAll(verify.NewReader(rc, desc))
+		*data, err = graph.ReadAll(verify.NewReader(rc, desc))
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	err = content.WriteBlob(ctx, s.store, ingestRef(desc.Digest), bytes.NewReader(data), desc)
-	if err != nil && !errdefs.IsAlreadyExists(err) {
-		return nil, fmt.Errorf("caching %s: %w", desc.Digest, err)
-	}
-	s.mu.Lock()
-	s.planned[desc.Digest] = true
-	s.mu.Unlock()
-	return data, nil
 }
 
 // ensure makes n present and verified in the cache. It returns the bytes

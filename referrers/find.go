@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 )
@@ -22,6 +23,10 @@ type Finder struct {
 	Resolver remotes.Resolver
 	// Cosign also looks for the cosign tags <alg>-<hex>.sig, .att and .sbom.
 	Cosign bool
+	// Fetched, if set, receives every referrer manifest Find had to read,
+	// verified against its descriptor, so that a caller walking the tree
+	// need not fetch it again. It may be called from several goroutines.
+	Fetched func(desc ocispec.Descriptor, data []byte)
 }
 
 // Find returns the direct referrers of subject in repo ("host/path", no tag
@@ -41,18 +46,26 @@ func (f *Finder) Find(ctx context.Context, repo string, subject ocispec.Descript
 	if err != nil {
 		return nil, fmt.Errorf("finding referrers of %s in %s: %w", subject.Digest, repo, err)
 	}
-	out, err := f.listed(ctx, repo, fetcher, subject.Digest)
-	if err != nil {
+	// The listing and the cosign tags are independent lookups, each a few
+	// round trips: ask for them at the same time.
+	var listed, cosign []Referrer
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		listed, err = f.listed(gctx, repo, fetcher, subject.Digest)
+		return err
+	})
+	if f.Cosign {
+		g.Go(func() error {
+			var err error
+			cosign, err = f.cosign(gctx, repo, fetcher, subject.Digest)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if f.Cosign {
-		cs, err := f.cosign(ctx, repo, fetcher, subject.Digest)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs...)
-	}
-	return out, nil
+	return append(listed, cosign...), nil
 }
 
 // listed reads the referrers API, else the fallback tag index, through
@@ -62,72 +75,105 @@ func (f *Finder) listed(ctx context.Context, repo string, fetcher remotes.Fetche
 	if !ok {
 		return nil, fmt.Errorf("finding referrers of %s in %s: the registry client cannot list referrers (%T); use containerd's docker resolver", subject, repo, fetcher)
 	}
-	descs, err := rf.FetchReferrers(ctx, subject)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
+	// Which way the listing came is one more lookup of the fallback tag:
+	// asked beside the listing, it costs no extra round trip.
+	var (
+		descs        []ocispec.Descriptor
+		index        digest.Digest
+		tagged       []ocispec.Descriptor
+		lerr, terr   error
+		listG, tagGr errgroup.Group
+	)
+	listG.Go(func() error { descs, lerr = rf.FetchReferrers(ctx, subject); return nil })
+	tagGr.Go(func() error { index, tagged, terr = f.fallbackIndex(ctx, repo, subject); return nil })
+	_, _ = listG.Wait(), tagGr.Wait()
+	if lerr != nil {
+		if errdefs.IsNotFound(lerr) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("listing referrers of %s in %s: %w; check the registry is reachable and the credentials can read the repository", subject, repo, err)
+		return nil, fmt.Errorf("listing referrers of %s in %s: %w; check the registry is reachable and the credentials can read the repository", subject, repo, lerr)
 	}
 	if len(descs) == 0 {
 		return nil, nil
 	}
-	via, index, err := f.source(ctx, repo, subject, descs)
-	if err != nil {
-		return nil, err
+	if terr != nil {
+		return nil, terr
 	}
-	out := make([]Referrer, 0, len(descs))
+	via := ViaAPI
+	if index != "" && sameDigests(tagged, descs) {
+		via = ViaTag
+	}
+	var todo []ocispec.Descriptor
 	seen := map[digest.Digest]bool{subject: true, index: true}
 	for _, d := range descs {
 		if seen[d.Digest] || d.Digest.Validate() != nil {
 			continue
 		}
 		seen[d.Digest] = true
-		d, ok, err := complete(ctx, fetcher, repo, subject, d)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, Referrer{Descriptor: d, Subject: subject, Via: via})
+		todo = append(todo, d)
+	}
+	// Entries that need their manifest read are read side by side; the
+	// listing's order is kept.
+	got := make([]*Referrer, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(lookupsPerSubject)
+	for i, d := range todo {
+		g.Go(func() error {
+			d, ok, err := f.complete(gctx, fetcher, repo, subject, d)
+			if ok {
+				got[i] = &Referrer{Descriptor: d, Subject: subject, Via: via}
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	out := make([]Referrer, 0, len(todo))
+	for _, r := range got {
+		if r != nil {
+			out = append(out, *r)
 		}
 	}
 	return out, nil
 }
 
-// source tells whether a listing came from the API or the fallback tag, and
-// returns the fallback index's digest so that it is never taken for a
-// referrer. containerd does not say which it used; one HEAD on the fallback
-// tag does: no tag means the API answered. A tag whose index lists exactly
-// the same digests is taken as the source (a registry with the API would
-// list the same set anyway).
-func (f *Finder) source(ctx context.Context, repo string, subject digest.Digest, listed []ocispec.Descriptor) (string, digest.Digest, error) {
-	_, desc, err := f.Resolver.Resolve(ctx, repo+":"+graph.FallbackTag(subject))
+// lookupsPerSubject bounds the requests one Find has in flight for one
+// kind of lookup; the caller bounds the number of Finds.
+const lookupsPerSubject = 4
+
+// fallbackIndex reads the fallback tag index of subject, if there is one,
+// to tell whether a listing came from the API or from that tag, and so that
+// the index is never taken for a referrer. containerd does not say which it
+// used; no tag means the API answered. A tag whose index lists exactly the
+// same digests is taken as the source (a registry with the API would list
+// the same set anyway).
+func (f *Finder) fallbackIndex(ctx context.Context, repo string, subject digest.Digest) (digest.Digest, []ocispec.Descriptor, error) {
+	tag := graph.FallbackTag(subject)
+	_, desc, err := f.Resolver.Resolve(ctx, repo+":"+tag)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			return ViaAPI, "", nil
+			return "", nil, nil
 		}
-		return "", "", fmt.Errorf("reading fallback tag %s in %s: %w", graph.FallbackTag(subject), repo, err)
+		return "", nil, fmt.Errorf("reading fallback tag %s in %s: %w", tag, repo, err)
 	}
 	if !graph.IsIndex(desc.MediaType) {
 		// Not a referrers index: whatever the tag is, the listing is the API's.
-		return ViaAPI, "", nil
+		return "", nil, nil
 	}
 	fetcher, err := f.Resolver.Fetcher(ctx, repo+"@"+desc.Digest.String())
 	if err != nil {
-		return "", "", fmt.Errorf("reading fallback tag %s in %s: %w", graph.FallbackTag(subject), repo, err)
+		return "", nil, fmt.Errorf("reading fallback tag %s in %s: %w", tag, repo, err)
 	}
 	data, err := fetchManifest(ctx, fetcher, desc)
 	if err != nil {
-		return "", "", fmt.Errorf("reading fallback tag %s in %s: %w", graph.FallbackTag(subject), repo, err)
+		return "", nil, fmt.Errorf("reading fallback tag %s in %s: %w", tag, repo, err)
 	}
 	m, err := graph.Parse(desc.MediaType, data)
 	if err != nil {
-		return "", "", fmt.Errorf("reading fallback tag %s in %s: %w", graph.FallbackTag(subject), repo, err)
+		return "", nil, fmt.Errorf("reading fallback tag %s in %s: %w", tag, repo, err)
 	}
-	if sameDigests(m.Manifests, listed) {
-		return ViaTag, desc.Digest, nil
-	}
-	return ViaAPI, desc.Digest, nil
+	return desc.Digest, m.Manifests, nil
 }
 
 func sameDigests(a, b []ocispec.Descriptor) bool {
@@ -145,7 +191,7 @@ func sameDigests(a, b []ocispec.Descriptor) bool {
 // complete fills in what a listing entry lacks (artifactType, annotations,
 // media type) from the manifest itself, and drops entries whose manifest
 // does not point at subject (a stale fallback index). ok=false drops d.
-func complete(ctx context.Context, fetcher remotes.Fetcher, repo string, subject digest.Digest, d ocispec.Descriptor) (ocispec.Descriptor, bool, error) {
+func (f *Finder) complete(ctx context.Context, fetcher remotes.Fetcher, repo string, subject digest.Digest, d ocispec.Descriptor) (ocispec.Descriptor, bool, error) {
 	if d.ArtifactType != "" && d.MediaType != "" {
 		return d, true, nil
 	}
@@ -160,6 +206,7 @@ func complete(ctx context.Context, fetcher remotes.Fetcher, repo string, subject
 		}
 		return d, false, fmt.Errorf("reading referrer %s of %s in %s: %w", d.Digest, subject, repo, err)
 	}
+	f.fetched(d, data)
 	m, err := graph.Parse(d.MediaType, data)
 	if err != nil {
 		return d, false, fmt.Errorf("reading referrer %s of %s in %s: %w", d.Digest, subject, repo, err)
@@ -177,35 +224,62 @@ func complete(ctx context.Context, fetcher remotes.Fetcher, repo string, subject
 	return d, true, nil
 }
 
-// cosign resolves the cosign tags of subject; a missing tag is no referrer.
+// cosign resolves the cosign tags of subject, all at once; a missing tag
+// is no referrer.
 func (f *Finder) cosign(ctx context.Context, repo string, fetcher remotes.Fetcher, subject digest.Digest) ([]Referrer, error) {
+	got := make([]*Referrer, len(cosignSuffixes))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, suffix := range cosignSuffixes {
+		g.Go(func() error {
+			var err error
+			got[i], err = f.cosignTag(gctx, repo, fetcher, subject, graph.FallbackTag(subject)+"."+suffix)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var out []Referrer
-	for _, suffix := range cosignSuffixes {
-		tag := graph.FallbackTag(subject) + "." + suffix
-		_, desc, err := f.Resolver.Resolve(ctx, repo+":"+tag)
-		if err != nil {
-			if errdefs.IsNotFound(err) {
-				continue
-			}
-			return nil, fmt.Errorf("resolving cosign tag %s:%s: %w", repo, tag, err)
+	for _, r := range got {
+		if r != nil {
+			out = append(out, *r)
 		}
-		if !graph.IsManifest(desc.MediaType) {
-			return nil, fmt.Errorf("cosign tag %s:%s points at %s of media type %q, not a manifest; remove or fix the tag", repo, tag, desc.Digest, desc.MediaType)
-		}
-		data, err := fetchManifest(ctx, fetcher, desc)
-		if err != nil {
-			return nil, fmt.Errorf("reading cosign tag %s:%s (%s): %w", repo, tag, desc.Digest, err)
-		}
-		m, err := graph.Parse(desc.MediaType, data)
-		if err != nil {
-			return nil, fmt.Errorf("reading cosign tag %s:%s (%s): %w", repo, tag, desc.Digest, err)
-		}
-		desc.ArtifactType = cosignArtifactType(m)
-		desc.Annotations = m.Annotations
-		desc.URLs, desc.Platform = nil, nil
-		out = append(out, Referrer{Descriptor: desc, Subject: subject, Via: ViaCosign, Tag: tag})
 	}
 	return out, nil
+}
+
+// cosignTag reads one cosign tag; nil without error when it does not exist.
+func (f *Finder) cosignTag(ctx context.Context, repo string, fetcher remotes.Fetcher, subject digest.Digest, tag string) (*Referrer, error) {
+	_, desc, err := f.Resolver.Resolve(ctx, repo+":"+tag)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("resolving cosign tag %s:%s: %w", repo, tag, err)
+	}
+	if !graph.IsManifest(desc.MediaType) {
+		return nil, fmt.Errorf("cosign tag %s:%s points at %s of media type %q, not a manifest; remove or fix the tag", repo, tag, desc.Digest, desc.MediaType)
+	}
+	data, err := fetchManifest(ctx, fetcher, desc)
+	if err != nil {
+		return nil, fmt.Errorf("reading cosign tag %s:%s (%s): %w", repo, tag, desc.Digest, err)
+	}
+	f.fetched(desc, data)
+	m, err := graph.Parse(desc.MediaType, data)
+	if err != nil {
+		return nil, fmt.Errorf("reading cosign tag %s:%s (%s): %w", repo, tag, desc.Digest, err)
+	}
+	desc.ArtifactType = cosignArtifactType(m)
+	desc.Annotations = m.Annotations
+	desc.URLs, desc.Platform = nil, nil
+	return &Referrer{Descriptor: desc, Subject: subject, Via: ViaCosign, Tag: tag}, nil
+}
+
+// fetched hands verified manifest bytes to the caller's hook, if any.
+func (f *Finder) fetched(desc ocispec.Descriptor, data []byte) {
+	if f.Fetched != nil {
+		f.Fetched(desc, data)
+	}
 }
 
 // cosignArtifactType gives cosign manifests a type that --artifact-type can

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"sync"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -211,5 +212,29 @@ func TestFindCompletesEntriesLackingArtifactType(t *testing.T) {
 	}
 	if got[0].Descriptor.ArtifactType != typeSBOM || got[0].Descriptor.Annotations["a"] != "b" {
 		t.Errorf("completed descriptor = %+v, want artifactType %s and annotation a=b", got[0].Descriptor, typeSBOM)
+	}
+}
+
+func TestFindHandsOverTheManifestsItRead(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 4})
+	sig := r.PushCosign(t, "app", img.Desc, "sig")
+	resolver, _ := clients(t)
+	var mu sync.Mutex
+	handed := map[digest.Digest][]byte{}
+	f := &Finder{Resolver: resolver, Cosign: true, Fetched: func(d ocispec.Descriptor, data []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		handed[d.Digest] = data
+	}}
+	if _, err := f.Find(context.Background(), repoOf(r, "app"), img.Desc); err != nil {
+		t.Fatal(err)
+	}
+	data, ok := handed[sig.Digest]
+	if !ok {
+		t.Fatalf("the cosign signature %s was read but not handed over (got %d)", sig.Digest, len(handed))
+	}
+	if digest.FromBytes(data) != sig.Digest {
+		t.Errorf("handed-over bytes hash to %s, want %s", digest.FromBytes(data), sig.Digest)
 	}
 }

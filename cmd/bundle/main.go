@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -28,7 +30,36 @@ func main() {
 	// logger: every 404 of a probe, every request served. The commands report
 	// what matters themselves; let through only errors.
 	logrus.SetLevel(logrus.ErrorLevel)
+	stopProfile := startCPUProfile(os.Getenv("BUNDLE_CPUPROFILE"), os.Args)
 	code := run(ctx, os.Args, streams{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// startCPUProfile is a hidden hook for measuring the real binary:
+// BUNDLE_CPUPROFILE=PREFIX writes PREFIX.<command>.<pid>, one file per run,
+// since a benchmark runs several commands against the same environment.
+func startCPUProfile(prefix string, args []string) func() {
+	if prefix == "" {
+		return func() {}
+	}
+	cmd := "bundle"
+	if len(args) > 1 {
+		cmd = args[1]
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d", prefix, cmd, os.Getpid()))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bundle: BUNDLE_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(os.Stderr, "bundle: BUNDLE_CPUPROFILE: %v\n", err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
