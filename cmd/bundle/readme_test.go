@@ -9,7 +9,9 @@ import (
 
 // TestREADMECommandsAreValid keeps the README honest: every `bundle ...`
 // line in its code blocks must parse as an invocation (known command, known
-// flags, required arguments present).
+// flags, required arguments present). It runs everywhere, fast; the
+// walkthrough in internal/e2e (TestREADMEWalkthroughRunsEveryCommand) runs
+// every command of the README for real against registries.
 func TestREADMECommandsAreValid(t *testing.T) {
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {

@@ -76,7 +76,14 @@ func runCmd(t *testing.T, env []string, name string, args ...string) result {
 
 func runCmdStdin(t *testing.T, env []string, in io.Reader, name string, args ...string) result {
 	t.Helper()
+	return runIn(t, "", env, in, name, args...)
+}
+
+// runIn runs name in dir ("" for the test's own) and reports how it ended.
+func runIn(t *testing.T, dir string, env []string, in io.Reader, name string, args ...string) result {
+	t.Helper()
 	cmd := exec.CommandContext(t.Context(), name, args...)
+	cmd.Dir = dir
 	cmd.Stdin = in
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
