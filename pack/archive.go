@@ -35,8 +35,8 @@ type archiveResult struct {
 
 // writeArchive writes the layout to out.partial, syncs it, renames it to
 // out and writes out.sha256. On any failure nothing is left under either
-// name.
-func writeArchive(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc) (res archiveResult, err error) {
+// name; salvage, if set, is given out.partial first.
+func writeArchive(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc, salvage func(partial string)) (res archiveResult, err error) {
 	partial := out + ".partial"
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -47,6 +47,9 @@ func writeArchive(ctx context.Context, out string, comp layout.Compression, inde
 		if err != nil {
 			if !closed {
 				f.Close()
+			}
+			if salvage != nil {
+				salvage(partial)
 			}
 			os.Remove(partial)
 		}
@@ -81,11 +84,18 @@ func writeArchive(ctx context.Context, out string, comp layout.Compression, inde
 	return res, nil
 }
 
-func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, index []byte, blobs []*Node, open openFunc) error {
+func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, index []byte, blobs []*Node, open openFunc) (err error) {
 	lw, err := layout.NewWriter(w, comp, layout.WriterOptions{})
 	if err != nil {
 		return fmt.Errorf("starting the %s archive: %w", comp, err)
 	}
+	defer func() {
+		if err != nil {
+			// Close after a failure writes out what was whole (the frames
+			// in flight) and stops the compressors, for salvage to read.
+			_ = lw.Close()
+		}
+	}()
 	small := []struct {
 		name string
 		data []byte

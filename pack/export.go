@@ -222,10 +222,11 @@ type transferStats struct {
 
 // transfer fetches and writes the archive at the same time. The writer goes
 // through the blobs in archive order and streams each one straight from the
-// registry into the archive, copying it into the cache on the way; the
-// other fetchers take blobs from the far end of the order into the cache,
-// for the writer to read from there when it gets to them. Each blob is
-// claimed once, by whoever gets to it first, and fetched once.
+// registry into the archive. The other fetchers take the small blobs, whose
+// cost is a round trip each, and, while the writer waits on the network
+// rather than on the disk, large blobs from the far end of the order into
+// the cache, for the writer to read from there when it gets to them. Each
+// blob is claimed once, by whoever gets to it first, and fetched once.
 func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, opts Options) (*transferStats, archiveResult, error) {
 	order := plan.WriteOrder()
 	claims := make([]atomic.Bool, len(order))
@@ -234,27 +235,49 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 		ready[i] = make(chan struct{})
 	}
 	st := &transferStats{}
+	pace := newPacer()
 	g, gctx := errgroup.WithContext(ctx)
 	for range opts.Concurrency - 1 {
-		g.Go(func() error { return prefetch(gctx, src, order, claims, ready, st, opts) })
+		g.Go(func() error { return prefetch(gctx, src, order, claims, ready, pace, st, opts) })
 	}
 
 	var res archiveResult
 	g.Go(func() error {
+		defer pace.finish()
+		gauge := newGauge(pace, time.Now)
 		open := func(ctx context.Context, i int, n *Node) (io.ReadCloser, error) {
+			// Small blobs cost round trips, whoever fetches them: only the
+			// time spent on large ones tells whether the writer is starved.
+			timed := n.Desc.Size > prefetchSmall
 			if claims[i].CompareAndSwap(false, true) {
-				return src.openBlob(ctx, n, opts.Progress, st)
+				rc, err := src.openBlob(ctx, n, opts.Progress, st)
+				if err != nil || !timed {
+					return rc, err
+				}
+				return &timedReader{ReadCloser: rc, g: gauge}, nil
+			}
+			if timed {
+				gauge.wait()
 			}
 			select {
 			case <-ready[i]:
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
+			if timed {
+				gauge.done(0)
+			}
 			// A prefetcher put it there in this run and hashed it on the way.
 			return src.fromCache(ctx, n, false)
 		}
+		salvage := func(partial string) {
+			blobs, bytes, _ := src.salvage(context.WithoutCancel(ctx), partial)
+			if blobs > 0 && opts.Notice != nil {
+				opts.Notice("kept %d blobs (%d bytes) already written in the cache %s: run the same command again to resume", blobs, bytes, opts.CacheDir)
+			}
+		}
 		var err error
-		res, err = writeArchive(gctx, opts.Output, comp, index, order, open)
+		res, err = writeArchive(gctx, opts.Output, comp, index, order, open, salvage)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -263,20 +286,45 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 	return st, res, nil
 }
 
-// prefetch fills the cache from the end of the order backwards, until it
-// meets the writer.
-func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.Bool, ready []chan struct{}, st *transferStats, opts Options) error {
-	for i := len(order) - 1; i >= 0; i-- {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if !claims[i].CompareAndSwap(false, true) {
-			continue
+// prefetchSmall is the size up to which prefetchers take every blob: below
+// it a fetch costs a round trip rather than bandwidth, so fetching them side
+// by side always pays, and writing them twice costs little.
+const prefetchSmall = 1 << 20
+
+// prefetch fills the cache: the small blobs from the front of the order,
+// then large ones from the end backwards, only while the writer is starved,
+// until it meets the writer.
+func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.Bool, ready []chan struct{}, pace *pacer, st *transferStats, opts Options) error {
+	take := func(i int) error {
+		// What an earlier run cached is the writer's: it checks it again
+		// as it reads, since a disk can rot between runs.
+		if src.cached(ctx, order[i].Desc.Digest) || !claims[i].CompareAndSwap(false, true) {
+			return nil
 		}
 		if err := src.account(ctx, order[i], opts.Progress, st); err != nil {
 			return err
 		}
 		close(ready[i])
+		return nil
+	}
+	for i, n := range order {
+		if n.Desc.Size > prefetchSmall || claims[i].Load() {
+			continue
+		}
+		if err := take(i); err != nil {
+			return err
+		}
+	}
+	for i := len(order) - 1; i >= 0; i-- {
+		if claims[i].Load() {
+			continue
+		}
+		if done, err := pace.wait(ctx); done || err != nil {
+			return err
+		}
+		if err := take(i); err != nil {
+			return err
+		}
 	}
 	return nil
 }

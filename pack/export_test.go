@@ -272,36 +272,90 @@ func TestExportCompressionRoundTrips(t *testing.T) {
 	}
 }
 
+// Blobs stream into the archive without passing through the cache; what a
+// failed run had written whole must reach the cache all the same, from its
+// partial archive, whatever the compression.
 func TestExportRerunFetchesOnlyWhatFailed(t *testing.T) {
-	r := testregistry.NewDistribution(t)
-	img := r.PushImage(t, "resume", "1", testregistry.ImageSpec{Seed: 9, Layers: 3})
-	last := img.Layers[2]
-	proxy := testregistry.NewProxy(t, r, testregistry.Faults{CorruptBlob: last.Digest})
-	opts := testOptions(t, "resume.tar")
-	opts.Concurrency = 1 // archive order: the config and first layers land before the bad one
+	for _, name := range []string{"resume.tar", "resume.tar.gz", "resume.tar.zst"} {
+		t.Run(name, func(t *testing.T) {
+			r := testregistry.NewDistribution(t)
+			img := r.PushImage(t, "resume", "1", testregistry.ImageSpec{Seed: 9, Layers: 3})
+			last := img.Layers[2]
+			proxy := testregistry.NewProxy(t, r, testregistry.Faults{CorruptBlob: last.Digest})
+			opts := testOptions(t, name)
+			opts.Concurrency = 1 // archive order: the config and first layers land before the bad one
+			var notices []string
+			opts.Notice = func(format string, args ...any) { notices = append(notices, fmt.Sprintf(format, args...)) }
 
-	_, err := Export(context.Background(), []string{proxy.Ref("resume", "1")}, opts)
-	if err == nil {
-		t.Fatal("Export through a corrupting proxy succeeded")
+			_, err := Export(context.Background(), []string{proxy.Ref("resume", "1")}, opts)
+			if err == nil {
+				t.Fatal("Export through a corrupting proxy succeeded")
+			}
+			wantNoFiles(t, opts.Output)
+			if !slices.ContainsFunc(notices, func(s string) bool { return strings.Contains(s, "run the same command again") }) {
+				t.Errorf("notices %q do not say the fetched blobs were kept", notices)
+			}
+
+			r.ResetCounts()
+			rep, err := Export(context.Background(), []string{r.Ref("resume", "1")}, opts)
+			if err != nil {
+				t.Fatalf("rerun: %v", err)
+			}
+			if n := r.Count("GET", "blob"); n != 1 {
+				t.Errorf("rerun fetched %d blobs, want 1: only the one that failed", n)
+			}
+			if rep.BytesFetched != last.Size {
+				t.Errorf("rerun fetched %d bytes, want %d", rep.BytesFetched, last.Size)
+			}
+			if want := img.Config.Size + img.Layers[0].Size + img.Layers[1].Size + img.Desc.Size; rep.BytesCached != want {
+				t.Errorf("rerun reused %d bytes from the cache, want %d", rep.BytesCached, want)
+			}
+			wantBlobs(t, readArchive(t, opts.Output), imageDescs(img)...)
+		})
+	}
+}
+
+// An export cancelled halfway (Ctrl-C) keeps what it had written for the
+// rerun, and leaves no archive behind.
+func TestExportCancelledKeepsWhatItWrote(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "cancel", "1", testregistry.ImageSpec{Seed: 11, Layers: 3, LayerSize: 256 << 10})
+	opts := testOptions(t, "cancel.tar.zst")
+	opts.Concurrency = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Cancel as the last layer starts: everything before it is written.
+	opts.Progress = &cancelOn{id: img.Layers[2].Digest.String(), cancel: cancel}
+
+	if _, err := Export(ctx, []string{r.Ref("cancel", "1")}, opts); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Export = %v, want cancelled", err)
 	}
 	wantNoFiles(t, opts.Output)
 
+	opts.Progress = nil
 	r.ResetCounts()
-	rep, err := Export(context.Background(), []string{r.Ref("resume", "1")}, opts)
-	if err != nil {
+	if _, err := Export(context.Background(), []string{r.Ref("cancel", "1")}, opts); err != nil {
 		t.Fatalf("rerun: %v", err)
 	}
 	if n := r.Count("GET", "blob"); n != 1 {
-		t.Errorf("rerun fetched %d blobs, want 1: only the one that failed", n)
-	}
-	if rep.BytesFetched != last.Size {
-		t.Errorf("rerun fetched %d bytes, want %d", rep.BytesFetched, last.Size)
-	}
-	if want := img.Config.Size + img.Layers[0].Size + img.Layers[1].Size + img.Desc.Size; rep.BytesCached != want {
-		t.Errorf("rerun reused %d bytes from the cache, want %d", rep.BytesCached, want)
+		t.Errorf("rerun fetched %d blobs, want 1: the one cut off", n)
 	}
 	wantBlobs(t, readArchive(t, opts.Output), imageDescs(img)...)
 }
+
+// cancelOn cancels when the transfer of one blob starts.
+type cancelOn struct {
+	id     string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Start(id, label string, size int64) {
+	if id == c.id {
+		c.cancel()
+	}
+}
+func (c *cancelOn) Add(string, int64)        {}
+func (c *cancelOn) Done(string, bool, error) {}
 
 func TestExportRetriesTransientFaults(t *testing.T) {
 	r := testregistry.NewDistribution(t)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/errdefs"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
@@ -16,9 +15,8 @@ import (
 )
 
 // openBlob gives the archive writer the bytes of n, checked against its
-// digest exactly once on the way: from the cache through a verifying
-// reader, or straight from the registry through the cache writer, whose
-// commit is the check.
+// digest exactly once on the way: from the cache, or straight from the
+// registry.
 func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats) (io.ReadCloser, error) {
 	if s.cached(ctx, n.Desc.Digest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
@@ -26,7 +24,7 @@ func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st 
 		}
 		return s.fromCache(ctx, n, true)
 	}
-	bs, err := s.stream(ctx, n, tr)
+	bs, err := s.stream(ctx, n, tr, st)
 	if errors.Is(err, errResumeIngest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
 			return nil, err
@@ -37,7 +35,6 @@ func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st 
 	if err != nil {
 		return nil, err
 	}
-	bs.st = st
 	return bs, nil
 }
 
@@ -75,48 +72,58 @@ func (s *source) fromCache(ctx context.Context, n *Node, check bool) (io.ReadClo
 // the cache and read from there.
 var errResumeIngest = errors.New("partial ingest to resume")
 
-// stream opens n at the registry, copying into a new cache ingest as it is
-// read.
-func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker) (*blobStream, error) {
+// stream opens n at the registry for the archive writer. The bytes go
+// straight into the archive, not through the cache: writing them twice was
+// the largest cost of an export. What a failed run had written is put into
+// the cache afterwards (salvage), so a rerun still fetches nothing twice.
+func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats) (io.ReadCloser, error) {
 	f, err := s.fetcher(ctx, n.Repo)
 	if err != nil {
 		return nil, fetchError(n, err)
 	}
-	ref := ingestRef(n.Desc.Digest)
-	cw, err := content.OpenWriter(ctx, s.store, content.WithRef(ref), content.WithDescriptor(n.Desc))
-	if errdefs.IsAlreadyExists(err) {
-		return nil, errResumeIngest // committed meanwhile by another process
-	}
-	if err != nil {
-		return nil, fetchError(n, fmt.Errorf("opening cache entry: %w", err))
-	}
-	if st, err := cw.Status(); err != nil || st.Offset > 0 {
-		cw.Close()
+	if st, err := s.store.Status(ctx, ingestRef(n.Desc.Digest)); err == nil && st.Offset > 0 {
 		return nil, errResumeIngest
 	}
 	id := n.Desc.Digest.String()
 	tr.Start(id, describe(n), n.Desc.Size)
-	return &blobStream{
-		ctx: ctx, src: s, n: n, cw: cw, ref: ref, tr: tr, id: id,
+	b := &blobStream{
+		ctx: ctx, src: s, n: n, tr: tr, id: id, st: st,
 		open: func(ctx context.Context) (io.ReadCloser, error) {
 			return f.Fetch(ctx, graph.ForFetch(clean(n.Desc)))
 		},
-	}, nil
+	}
+	return &verifiedStream{Reader: verify.NewReader(b, n.Desc), b: b}, nil
 }
 
-// blobStream is one blob on its way from the registry to the archive,
-// copied into the cache ingest as it passes, so that a rerun finds it
-// there. The ingest writer hashes what passes and its commit at the end is
-// the digest check: a mismatch turns the end of the stream into an error,
-// and the archive writer never sees io.EOF for a damaged blob. A transient
-// failure in the middle of the body resumes with a range request at the
-// offset reached, since the bytes before it are already in the archive.
+// verifiedStream is a blobStream behind the reader that checks its digest:
+// the archive writer never sees io.EOF for a damaged blob.
+type verifiedStream struct {
+	io.Reader
+	b *blobStream
+}
+
+func (v *verifiedStream) Read(p []byte) (int, error) {
+	n, err := v.Reader.Read(p)
+	switch {
+	case err == io.EOF:
+		v.b.verified = true
+	case errors.Is(err, verify.ErrMismatch):
+		err = fetchError(v.b.n, err)
+		v.b.err = err
+	}
+	return n, err
+}
+
+func (v *verifiedStream) Close() error { return v.b.Close() }
+
+// blobStream is one blob on its way from the registry to the archive. A
+// transient failure in the middle of the body resumes with a range request
+// at the offset reached, since the bytes before it are already in the
+// archive.
 type blobStream struct {
 	ctx  context.Context
 	src  *source
 	n    *Node
-	cw   content.Writer
-	ref  string
 	tr   progress.Tracker
 	id   string
 	st   *transferStats
@@ -126,17 +133,13 @@ type blobStream struct {
 	off      int64
 	attempts int
 	backoff  time.Duration
-	done     bool
-	bad      bool // the ingest holds wrong bytes: drop it
+	verified bool
 	err      error
 }
 
 func (b *blobStream) Read(p []byte) (int, error) {
 	if b.err != nil {
 		return 0, b.err
-	}
-	if b.done {
-		return 0, io.EOF
 	}
 	n, err := b.read(p)
 	if err != nil && err != io.EOF {
@@ -159,18 +162,12 @@ func (b *blobStream) read(p []byte) (int, error) {
 			}
 		}
 		n, err := b.rc.Read(p)
-		if n > 0 {
-			if werr := b.take(p[:n]); werr != nil {
-				return 0, werr
-			}
-		}
+		b.took(n)
 		switch {
 		case err == nil:
 			return n, nil
-		case err == io.EOF && n > 0:
-			return n, nil
 		case err == io.EOF:
-			return 0, b.finish()
+			return n, io.EOF
 		}
 		b.rc.Close()
 		b.rc = nil
@@ -225,52 +222,25 @@ func (b *blobStream) retryable(err error) bool {
 	return true
 }
 
-// take passes bytes to the ingest, refusing more than the descriptor's size.
-func (b *blobStream) take(p []byte) error {
-	if b.off+int64(len(p)) > b.n.Desc.Size {
-		b.bad = true
-		return fetchError(b.n, &verify.MismatchError{Digest: b.n.Desc.Digest, Size: b.n.Desc.Size, GotSize: b.off + int64(len(p))})
+func (b *blobStream) took(n int) {
+	if n <= 0 {
+		return
 	}
-	if _, err := b.cw.Write(p); err != nil {
-		return fmt.Errorf("caching %s %s: %w: check the space left under the cache directory", b.n.Role, b.n.Desc.Digest, err)
-	}
-	b.off += int64(len(p))
-	b.tr.Add(b.id, int64(len(p)))
+	b.off += int64(n)
+	b.tr.Add(b.id, int64(n))
 	if b.st != nil {
-		b.st.fetched.Add(int64(len(p)))
+		b.st.fetched.Add(int64(n))
 	}
-	return nil
 }
 
-// finish commits the ingest, which checks the size and digest.
-func (b *blobStream) finish() error {
-	err := b.cw.Commit(b.ctx, b.n.Desc.Size, b.n.Desc.Digest)
-	switch {
-	case err == nil, errdefs.IsAlreadyExists(err):
-		b.done = true
-		return io.EOF
-	case errdefs.IsFailedPrecondition(err):
-		b.bad = true
-		return fetchError(b.n, fmt.Errorf("%w: %w", verify.ErrMismatch, err))
-	}
-	return fmt.Errorf("caching %s %s: %w", b.n.Role, b.n.Desc.Digest, err)
-}
-
-// Close ends the fetch. An unfinished ingest is kept for a rerun to resume,
-// unless its bytes are known to be wrong.
+// Close ends the fetch.
 func (b *blobStream) Close() error {
 	if b.rc != nil {
 		b.rc.Close()
 		b.rc = nil
 	}
-	if !b.done {
-		b.cw.Close()
-		if b.bad {
-			_ = b.src.store.Abort(context.WithoutCancel(b.ctx), b.ref)
-		}
-	}
 	err := b.err
-	if !b.done && err == nil {
+	if !b.verified && err == nil {
 		err = errors.New("stream closed before its end")
 	}
 	b.tr.Done(b.id, false, err)

@@ -1,0 +1,78 @@
+package pack
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestGaugeStarvesOnlyWhenTheWriterWaitsOnASlowStream(t *testing.T) {
+	ms := time.Millisecond
+	type span struct {
+		busy, waiting time.Duration
+		bytes         int
+	}
+	for _, c := range []struct {
+		name  string
+		spans []span
+		want  bool
+	}{
+		{"disk bound", []span{{80 * ms, 30 * ms, 1 << 20}}, false},
+		{"slow network", []span{{20 * ms, 90 * ms, 1 << 20}}, true},
+		{"waiting on a fast stream (CPU bound)", []span{{10 * ms, 95 * ms, 64 << 20}}, false},
+		{"short window, no verdict", []span{{1 * ms, 50 * ms, 1 << 10}}, false},
+		{"even split", []span{{50 * ms, 50 * ms, 1 << 10}}, false},
+		{"starved, then the disk is the limit", []span{{5 * ms, 100 * ms, 1 << 10}, {150 * ms, 10 * ms, 1 << 10}}, false},
+		{"starved over several reads", []span{{5 * ms, 40 * ms, 1 << 10}, {5 * ms, 40 * ms, 1 << 10}, {5 * ms, 40 * ms, 1 << 10}}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clock := time.Unix(0, 0)
+			p := newPacer()
+			g := newGauge(p, func() time.Time { return clock })
+			for _, s := range c.spans {
+				clock = clock.Add(s.busy)
+				g.wait()
+				clock = clock.Add(s.waiting)
+				g.done(s.bytes)
+			}
+			if p.starved != c.want {
+				t.Errorf("starved = %v, want %v", p.starved, c.want)
+			}
+		})
+	}
+}
+
+func TestPacerReleasesWaitersWhenStarvedOrDone(t *testing.T) {
+	p := newPacer()
+	ctx := context.Background()
+	got := make(chan bool)
+	go func() {
+		done, err := p.wait(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- done
+	}()
+	p.set(false) // no change: the waiter stays
+	p.set(true)
+	if done := <-got; done {
+		t.Error("wait reported done when the writer was only starved")
+	}
+
+	p.set(false)
+	go func() {
+		done, _ := p.wait(ctx)
+		got <- done
+	}()
+	p.finish()
+	if done := <-got; !done {
+		t.Error("wait did not report the writer done")
+	}
+
+	p2 := newPacer()
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p2.wait(cctx); err == nil {
+		t.Error("wait on a cancelled context returned no error")
+	}
+}

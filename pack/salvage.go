@@ -1,0 +1,59 @@
+package pack
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/errdefs"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/layout"
+)
+
+// salvage puts the blobs a failed run wrote whole into its partial archive
+// into the cache, where a rerun finds them: blobs stream into the archive
+// without passing through the cache, so without this an interrupted export
+// would fetch them all again. Each is checked against its name on the way
+// in; the entry cut off by the failure fails that check and is left out.
+// It returns how many blobs and bytes it kept.
+func (s *source) salvage(ctx context.Context, partial string) (blobs int, bytes int64, err error) {
+	f, err := os.Open(partial)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	r, err := layout.NewReader(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading %s: %w", partial, err)
+	}
+	for {
+		e, err := r.Next()
+		if err != nil {
+			// The end of what was written: a cut tar or compression stream.
+			return blobs, bytes, nil
+		}
+		d, perr := layout.ParseBlobPath(e.Name)
+		if perr != nil || s.cached(ctx, d) {
+			continue
+		}
+		desc := ocispec.Descriptor{Digest: d, Size: e.Size}
+		werr := content.WriteBlob(ctx, s.store, ingestRef(d), r, desc)
+		switch {
+		case werr == nil:
+			blobs++
+			bytes += e.Size
+		case errdefs.IsAlreadyExists(werr):
+		case errors.Is(werr, context.Canceled):
+			return blobs, bytes, werr
+		default:
+			// A short or damaged last entry: drop its ingest so that a
+			// rerun starts it afresh rather than resuming wrong bytes.
+			_ = s.store.Abort(ctx, ingestRef(d))
+			return blobs, bytes, nil
+		}
+	}
+}
