@@ -48,7 +48,50 @@ func subcommand(c *cli.Context) string {
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, s streams) int {
-	return exitCode(newApp(s, false).RunContext(ctx, args), s.err)
+	app := newApp(s, false)
+	return exitCode(app.RunContext(ctx, hoistFlags(app, args)), s.err)
+}
+
+// hoistFlags moves the flags given after a command's arguments in front of
+// them, keeping their order: urfave/cli v2 stops parsing flags at the first
+// argument, and people (and DESIGN.md) write "bundle import b.tar.zst
+// --target registry.internal". After "--" everything is an argument.
+func hoistFlags(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case a == "--":
+			positional = append(positional, rest[i:]...)
+			i = len(rest)
+		case a == "-" || !strings.HasPrefix(a, "-"):
+			positional = append(positional, a)
+		default:
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+				i++
+				flags = append(flags, rest[i])
+			}
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	return append(out, positional...)
 }
 
 func exitCode(err error, stderr io.Writer) int {
@@ -118,8 +161,9 @@ func buildVersion() string {
 	return "dev"
 }
 
-// args returns the positional arguments, refusing flags placed after them:
-// urfave/cli stops parsing at the first argument, and a silently ignored
+// args returns the positional arguments. hoistFlags has moved the flags
+// given among them to the front; what still looks like a flag here came
+// after "--" or from a caller that skipped it, and a silently ignored
 // "-o FILE" would write somewhere the user did not ask for.
 func args(c *cli.Context, min int, what string) ([]string, error) {
 	a := c.Args().Slice()

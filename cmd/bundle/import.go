@@ -38,8 +38,10 @@ func importCommand(s streams, parseOnly bool) *cli.Command {
 					return err
 				}
 			}
-			if c.String("target") == "" && !c.Bool("dry-run") {
-				return usagef(c, "missing --target HOST[:PORT][/PREFIX]")
+			if c.String("target") == "" {
+				// A dry run is checked against its target too (which blobs
+				// it already has); inspect needs no registry.
+				return usagef(c, "missing --target HOST[:PORT][/PREFIX] (to see what a bundle holds without a registry, run 'bundle inspect FILE')")
 			}
 			if err := checkConcurrency(c); err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,6 +23,43 @@ func runBundle(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
+func TestFlagsAfterArgumentsAreMovedInFront(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"import as DESIGN.md writes it", []string{"import", "b.tar.zst", "--target", "r.internal"},
+			[]string{"import", "--target", "r.internal", "b.tar.zst"}},
+		{"bool flag takes no value", []string{"import", "b.tar", "--dry-run", "--target", "h"},
+			[]string{"import", "--dry-run", "--target", "h", "b.tar"}},
+		{"flag=value", []string{"export", "r/a:1", "-o=x.tar", "r/b:2"},
+			[]string{"export", "-o=x.tar", "r/a:1", "r/b:2"}},
+		{"repeated flags keep their order", []string{"export", "r/a:1", "--platform", "linux/arm64", "-o", "x.tar", "--platform", "linux/amd64"},
+			[]string{"export", "--platform", "linux/arm64", "-o", "x.tar", "--platform", "linux/amd64", "r/a:1"}},
+		{"stdin stays an argument", []string{"import", "-", "--target", "h"},
+			[]string{"import", "--target", "h", "-"}},
+		{"after -- nothing moves", []string{"verify", "--", "-odd.tar", "--json"},
+			[]string{"verify", "--", "-odd.tar", "--json"}},
+		{"unknown command untouched", []string{"frobnicate", "x", "--y"},
+			[]string{"frobnicate", "x", "--y"}},
+	}
+	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := hoistFlags(app, append([]string{"bundle"}, tt.in...))
+			if want := append([]string{"bundle"}, tt.want...); !slices.Equal(got, want) {
+				t.Errorf("hoistFlags(%q) = %q, want %q", tt.in, got, want)
+			}
+		})
+	}
+	// And the commands run: the file is still the argument, the flag set.
+	code, _, stderr := runBundle(t, "verify", filepath.Join(t.TempDir(), "absent.tar"), "--json")
+	if code != exitFailed || !strings.Contains(stderr, "absent.tar") {
+		t.Errorf("verify FILE --json: exit %d, stderr %q; want exit 1 naming the file", code, stderr)
+	}
+}
+
 func TestBadUsageExitsTwoAndSaysWhat(t *testing.T) {
 	tests := []struct {
 		name string
@@ -32,11 +70,12 @@ func TestBadUsageExitsTwoAndSaysWhat(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
 		{"unknown flag", []string{"export", "--bogus", "r/a:1"}, "bogus"},
 		{"export without REF", []string{"export", "-o", "x.tar"}, "missing REF"},
-		{"flag after REF", []string{"export", "r/a:1", "-o", "x.tar"}, "put flags before"},
+		{"flag after --", []string{"export", "-o", "x.tar", "--", "r/a:1", "--platform"}, "put flags before"},
 		{"bad compression", []string{"export", "--compress", "xz", "r/a:1"}, `--compress "xz"`},
 		{"bad concurrency", []string{"export", "--concurrency", "0", "r/a:1"}, "--concurrency 0"},
 		{"import without FILE", []string{"import", "--target", "h:5000"}, "missing FILE"},
 		{"import without target", []string{"import", "b.tar"}, "missing --target"},
+		{"dry run without target", []string{"import", "--dry-run", "b.tar"}, "bundle inspect"},
 		{"two files", []string{"import", "--target", "h", "a.tar", "b.tar"}, "one FILE"},
 		{"bad referrers mode", []string{"import", "--referrers-mode", "both", "--target", "h", "b.tar"}, "--referrers-mode"},
 		{"bad sparse index", []string{"import", "--sparse-index", "keep", "--target", "h", "b.tar"}, "--sparse-index"},

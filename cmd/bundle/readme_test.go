@@ -25,7 +25,7 @@ func TestREADMECommandsAreValid(t *testing.T) {
 		t.Run(line, func(t *testing.T) {
 			var out, errb bytes.Buffer
 			app := newApp(streams{in: strings.NewReader(""), out: &out, err: &errb}, true)
-			if code := exitCode(app.RunContext(t.Context(), shellWords(line)), &errb); code != exitOK {
+			if code := exitCode(app.RunContext(t.Context(), hoistFlags(app, shellWords(line))), &errb); code != exitOK {
 				t.Errorf("README command does not parse (exit %d):\n%s\n%s", code, line, errb.String())
 			}
 		})
