@@ -3,22 +3,25 @@ package bench
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	digest "github.com/opencontainers/go-digest"
 )
 
 // Floors are what the hardware does with the same bytes without bundle: the
 // yardsticks the ratios are taken against.
 type Floors struct {
-	Get, SHA256, Cp, SHA256Sum, Tar, Zstd, Unzstd, Upload Row
+	Get, SHA256, GetHashWrite, Cp, SHA256Sum, Tar, Zstd, Unzstd, Upload Row
 }
 
 // Rows lists the floors in table order.
 func (f *Floors) Rows() []Row {
-	return []Row{f.Get, f.SHA256, f.Cp, f.SHA256Sum, f.Tar, f.Zstd, f.Unzstd, f.Upload}
+	return []Row{f.Get, f.SHA256, f.GetHashWrite, f.Cp, f.SHA256Sum, f.Tar, f.Zstd, f.Unzstd, f.Upload}
 }
 
 // getStreams is how many GETs the read floor keeps in flight: more than
@@ -37,6 +40,13 @@ func measureFloors(ctx context.Context, cfg Config, src *Registry, ds *DataSet, 
 		RunSelf(func() error { return getAll(ctx, NewClient(src.Host), ds) }))
 	f.SHA256 = floorRow("floor: Go sha256 of the blob store (1 core)", storeBytes)(
 		RunSelf(func() error { return hashFiles(files) }))
+	out := filepath.Join(work, "get-hash-write.out")
+	f.GetHashWrite = floorRow(fmt.Sprintf("floor: GET + sha256 + write once (%d streams, 1 fsync)", getStreams), ds.UniqueBytes)(
+		RunSelf(func() error { return getHashWrite(ctx, NewClient(src.Host), ds, out) }))
+	// Deleting the file is no part of what export does, so it is not timed.
+	if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("removing the write floor's file %s: %w", out, err)
+	}
 
 	cpDir := filepath.Join(work, "cp")
 	f.Cp = floorRow("floor: cp -r blob store", storeBytes)(RunChild(ctx, work, "cp", "-r", src.BlobStore(), cpDir))
@@ -128,21 +138,74 @@ func hashFiles(files []string) error {
 
 // getAll reads every blob and manifest of ds once.
 func getAll(ctx context.Context, c *Client, ds *DataSet) error {
-	items := append(append([]Item(nil), ds.Blobs...), ds.Manifests...)
-	isManifest := map[string]bool{}
-	for _, m := range ds.Manifests {
-		isManifest[m.Desc.Digest.String()] = true
-	}
-	return forEach(ctx, items, getStreams, func(it Item) error {
-		_, err := c.Get(ctx, it.Repo, it.Desc, isManifest[it.Desc.Digest.String()])
+	return forEachObject(ctx, ds, func(it Item, manifest bool) error {
+		_, err := c.Get(ctx, it.Repo, it.Desc, manifest)
 		return err
 	})
+}
+
+// getHashWrite does the work export cannot avoid, and nothing else: it reads
+// every blob and manifest of ds once, hashes each while writing it into one
+// file at path, at the place its size gives it, checks each digest, and
+// syncs the file once at the end, as export syncs its archive before the
+// rename. The file is left for the caller to delete.
+func getHashWrite(ctx context.Context, c *Client, ds *DataSet, path string) error {
+	offsets := map[digest.Digest]int64{}
+	var end int64
+	for _, it := range wholeSet(ds) {
+		offsets[it.Desc.Digest] = end
+		end += it.Desc.Size
+	}
+	fd, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write floor: %w", err)
+	}
+	defer fd.Close()
+	err = forEachObject(ctx, ds, func(it Item, manifest bool) error {
+		h := sha256.New()
+		w := io.MultiWriter(h, io.NewOffsetWriter(fd, offsets[it.Desc.Digest]))
+		if _, err := c.GetTo(ctx, it.Repo, it.Desc, manifest, w); err != nil {
+			return err
+		}
+		if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != it.Desc.Digest {
+			return fmt.Errorf("write floor: %s from %s has digest %s", it.Desc.Digest, it.Repo, got)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := fd.Sync(); err != nil {
+		return fmt.Errorf("write floor: syncing %s: %w", path, err)
+	}
+	if err := fd.Close(); err != nil {
+		return fmt.Errorf("write floor: closing %s: %w", path, err)
+	}
+	return nil
+}
+
+// forEachObject runs fn over every blob and manifest of ds, getStreams at
+// once, saying which are manifests.
+func forEachObject(ctx context.Context, ds *DataSet, fn func(it Item, manifest bool) error) error {
+	isManifest := map[digest.Digest]bool{}
+	for _, m := range ds.Manifests {
+		isManifest[m.Desc.Digest] = true
+	}
+	return forEach(ctx, wholeSet(ds), getStreams, func(it Item) error {
+		return fn(it, isManifest[it.Desc.Digest])
+	})
+}
+
+// wholeSet is what a bundle of every tag holds, each object once: the
+// blobs, then the manifests.
+func wholeSet(ds *DataSet) []Item {
+	return append(append([]Item(nil), ds.Blobs...), ds.Manifests...)
 }
 
 // uploadAll sends every unique blob and manifest of ds, read from the
 // source's blob store, as blobs into one repository, one after the other.
 func uploadAll(ctx context.Context, c *Client, src *Registry, ds *DataSet) error {
-	for _, it := range append(append([]Item(nil), ds.Blobs...), ds.Manifests...) {
+	for _, it := range wholeSet(ds) {
 		p := src.BlobPath(it.Desc.Digest)
 		fd, err := os.Open(p)
 		if err != nil {

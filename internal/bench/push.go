@@ -115,6 +115,12 @@ func (c *Client) PutManifest(ctx context.Context, repo, ref string, d ocispec.De
 // Get reads one blob or manifest and throws the bytes away, returning how
 // many there were.
 func (c *Client) Get(ctx context.Context, repo string, d ocispec.Descriptor, manifest bool) (int64, error) {
+	return c.GetTo(ctx, repo, d, manifest, io.Discard)
+}
+
+// GetTo reads one blob or manifest into w, returning how many bytes there
+// were; fewer or more than d.Size is an error.
+func (c *Client) GetTo(ctx context.Context, repo string, d ocispec.Descriptor, manifest bool, w io.Writer) (int64, error) {
 	kind, h := "blobs", http.Header{}
 	if manifest {
 		kind = "manifests"
@@ -129,7 +135,9 @@ func (c *Client) Get(ctx context.Context, repo string, d ocispec.Descriptor, man
 	if resp.StatusCode != http.StatusOK {
 		return 0, expect(resp, what, http.StatusOK)
 	}
-	n, err := io.Copy(io.Discard, resp.Body)
+	// Reading one byte past the size tells a longer body, without letting
+	// it run past its place when w writes into a shared file.
+	n, err := io.Copy(w, io.LimitReader(resp.Body, d.Size+1))
 	if err != nil {
 		return n, fmt.Errorf("%s: %w", what, err)
 	}

@@ -168,7 +168,10 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 		"bundle verify .tar":                      "",
 		"bundle export .tar.zst":                  "",
 		"bundle import .tar.zst → empty registry": "FAIL",
-		"bundle inspect .tar.zst":                 "PASS",
+		// The fake is a shell script that can exit before its memory is
+		// read, leaving the harness's figure as a ceiling that may be over
+		// the limit; its bytes-read check is tested below.
+		"bundle inspect .tar.zst": "",
 	} {
 		r, ok := results[step]
 		if !ok {
@@ -182,8 +185,8 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 	if r := results["bundle import .tar → empty registry"]; !strings.Contains(r.Err, "lacks a manifest") {
 		t.Errorf("import into empty: err %q, want the missing manifest named", r.Err)
 	}
-	if c := results["bundle inspect .tar.zst"].Check; c == nil || !c.Known || c.Value != 0.005 {
-		t.Errorf("inspect check = %+v, want 5 of 1000 bytes", c)
+	if c := results["bundle inspect .tar.zst"].Check; c == nil || !c.Known || c.Value != 0.005 || !c.Pass() {
+		t.Errorf("inspect check = %+v, want 5 of 1000 bytes, passing", c)
 	}
 	if c := results["bundle export .tar.zst"].Check; c == nil || !c.Known {
 		t.Errorf("export .tar.zst check = %+v, want a ratio to export .tar", c)

@@ -125,16 +125,20 @@ func WriteReport(w io.Writer, res *Result, m Machine) error {
 const legend = `
 MB/s is the data set's unique bytes over wall time (MB = 10^6 bytes). Ratios are wall-time ratios:
 
-- export .tar against max(GET floor, sha256 floor): reading every byte from the registry and hashing it
-  once, whichever is slower; writing the archive is the part bundle adds.
+- export .tar against the GET + sha256 + write floor: every blob and manifest read from the registry
+  (4 streams), hashed and checked while it is written into one file, one fsync at the end: the
+  work an export cannot avoid. The GET and sha256 floors are its parts, shown for information.
 - export .tar.zst against export .tar: the price of compression on the same run.
 - import → empty against the upload floor: the same bytes in one monolithic PUT stream each into an
   empty docker-registry; import → full is the second import into the same registry (all skipped),
   as a percentage of the first.
 - verify .tar against the sha256 floor; verify .tar.zst against sha256 + zstd -d floors.
 - inspect: bytes the command read, from its --json report, as a percentage of the archive size.
-- RSS is the child's peak resident set (getrusage ru_maxrss); floors run in the harness or in
-  cp/tar/zstd and have no memory target.
+- RSS is the child's own peak resident set: the highest VmHWM of /proc/PID/status, read every 5 ms
+  while it runs, or its ru_maxrss when that is above the harness's own peak (only the child can have
+  put it there). "≤" marks a child gone before its first read: ru_maxrss alone, which also counts the
+  harness's memory (Go starts children with vfork), so only a ceiling. Floors run in the harness or
+  in cp/tar/zstd and have no memory target.
 `
 
 // AppendReport adds section to the Markdown file at path (creating it with

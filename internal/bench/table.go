@@ -71,7 +71,7 @@ func (r Row) Result() string {
 	case r.Check != nil && !r.Check.Pass():
 		return "MISS"
 	case r.RSSLimit > 0 && r.Sample.MaxRSS > r.RSSLimit:
-		return "MISS"
+		return "MISS" // a ceiling above the limit does not show the target met either
 	}
 	return "PASS"
 }
@@ -84,6 +84,9 @@ func (r Row) cells() []string {
 	rss, mbs := "-", "-"
 	if s.MaxRSS > 0 {
 		rss = fmt.Sprintf("%.1f", float64(s.MaxRSS)/(1<<20))
+	}
+	if s.MaxRSS > 0 && s.RSSUpperBound {
+		rss = "≤ " + rss
 	}
 	if r.Bytes > 0 && s.Wall > 0 {
 		mbs = fmt.Sprintf("%.1f", float64(r.Bytes)/1e6/s.Wall.Seconds())

@@ -13,6 +13,7 @@ func TestWriteTableAlignsColumnsAndExplainsFailures(t *testing.T) {
 			Check: &Check{Against: "floor", Value: 1.5, Known: true, Limit: 1.5}, RSSLimit: RSSLimit},
 		{Step: "bundle import full", Sample: Sample{Wall: 100 * time.Millisecond, MaxRSS: 80 << 20}, Bytes: 2e9,
 			Check: &Check{Against: "import empty", Value: 0.0123, Known: true, Percent: true, Limit: 0.05}, RSSLimit: RSSLimit},
+		{Step: "bundle short run", Sample: Sample{Wall: 10 * time.Millisecond, MaxRSS: 34 << 20, RSSUpperBound: true}, RSSLimit: RSSLimit},
 		{Step: "bundle verify", Err: "exit status 1:\n  bad\tdigest", RSSLimit: RSSLimit},
 		{Step: "bundle inspect", Skipped: true, Err: "no archive"},
 	}
@@ -26,6 +27,7 @@ func TestWriteTableAlignsColumnsAndExplainsFailures(t *testing.T) {
 		"| floor: sha256      | 2.00s | 2.00s |            - |  1000.0 |              |       |                      |        |\n" +
 		"| bundle export .tar | 3.00s | 4.50s |         40.0 |   666.7 | floor        | 1.50× | ≤ 1.5×, RSS ≤ 64 MiB | PASS   |\n" +
 		"| bundle import full | 0.10s | 0.00s |         80.0 | 20000.0 | import empty | 1.23% | < 5%, RSS ≤ 64 MiB   | MISS   |\n" +
+		"| bundle short run   | 0.01s | 0.00s |       ≤ 34.0 |       - |              |       | RSS ≤ 64 MiB         | PASS   |\n" +
 		"| bundle verify      |     - |     - |            - |       - | -            |     - | -                    | FAIL   |\n" +
 		"| bundle inspect     |     - |     - |            - |       - | -            |     - | -                    | SKIP   |\n" +
 		"\n" +
@@ -51,6 +53,8 @@ func TestRowResult(t *testing.T) {
 		{"over memory", Row{Check: pass, RSSLimit: RSSLimit, Sample: Sample{MaxRSS: RSSLimit + 1}}, "MISS"},
 		{"unknown ratio", Row{Check: &Check{Limit: 1}, RSSLimit: RSSLimit}, "MISS"},
 		{"memory target only", Row{RSSLimit: RSSLimit, Sample: Sample{MaxRSS: 1}}, "PASS"},
+		{"memory ceiling within the limit", Row{RSSLimit: RSSLimit, Sample: Sample{MaxRSS: RSSLimit, RSSUpperBound: true}}, "PASS"},
+		{"memory ceiling over the limit", Row{RSSLimit: RSSLimit, Sample: Sample{MaxRSS: RSSLimit + 1, RSSUpperBound: true}}, "MISS"},
 		{"skipped", Row{Skipped: true, Err: "x", Check: pass}, "SKIP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
