@@ -140,11 +140,12 @@ func (im *importer) pushGraph(ctx context.Context) error {
 		}
 		im.pushManifests(ctx, repo, roots)
 	}
-	for k, i := range im.images {
-		if i.err == nil && !i.cosign {
+	_ = forEach(ctx, im.concurrency, len(im.images), func(ctx context.Context, k int) error {
+		if i := im.images[k]; i.err == nil && !i.cosign {
 			i.err = im.tagImage(ctx, i, &im.report.Images[k])
 		}
-	}
+		return nil
+	})
 	if im.opts.DryRun && len(im.plan.referrers) > 0 && im.reg.pub.Mode != referrers.ModeAPI && im.reg.pub.Mode != referrers.ModeTag {
 		if has, err := im.reg.pub.HasAPI(ctx, im.reg.name(im.plan.repoNames()[0])); err == nil {
 			im.report.ReferrersMode = map[bool]string{true: string(referrers.ModeAPI), false: string(referrers.ModeTag)}[has]

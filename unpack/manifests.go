@@ -23,22 +23,55 @@ var errSparse = errors.New("sparse index refused")
 // there yet, children before parents, by digest. A manifest whose blobs or
 // children failed is not pushed: nothing half-made lands.
 func (im *importer) pushManifests(ctx context.Context, repo string, roots []digest.Digest) {
-	for _, n := range im.plan.manifestOrder(repo, roots) {
+	// Manifests of one level (none a child of another) go side by side: a
+	// registry answers each PUT in a round trip or two, and one at a time
+	// they were most of the time of an import that had little to upload.
+	for _, level := range levels(im.plan.manifestOrder(repo, roots)) {
+		_ = forEach(ctx, im.concurrency, len(level), func(ctx context.Context, k int) error {
+			im.pushManifest(ctx, repo, level[k])
+			return nil
+		})
 		if ctx.Err() != nil {
 			return
 		}
-		if _, done := im.state(repo, n.desc.Digest); done {
-			continue
+	}
+}
+
+func (im *importer) pushManifest(ctx context.Context, repo string, n *node) {
+	if _, done := im.state(repo, n.desc.Digest); done {
+		return
+	}
+	err := im.depsError(repo, n)
+	if err == nil && !im.opts.DryRun {
+		err = im.reg.pushManifest(ctx, repo, "", n.pushDesc(), n.raw)
+		if err != nil {
+			err = im.manifestError(repo, n, err)
 		}
-		err := im.depsError(repo, n)
-		if err == nil && !im.opts.DryRun {
-			err = im.reg.pushManifest(ctx, repo, "", n.pushDesc(), n.raw)
-			if err != nil {
-				err = im.manifestError(repo, n, err)
+	}
+	im.setState(repo, n.desc.Digest, err)
+}
+
+// levels splits manifests in children-first order into levels: each holds
+// only manifests whose child manifests are all in earlier levels.
+func levels(order []*node) [][]*node {
+	depth := map[digest.Digest]int{}
+	var out [][]*node
+	for _, n := range order {
+		d := 0
+		if n.m != nil {
+			for _, c := range n.m.Children() {
+				if cd, ok := depth[c.Digest]; ok && cd+1 > d {
+					d = cd + 1
+				}
 			}
 		}
-		im.setState(repo, n.desc.Digest, err)
+		depth[n.desc.Digest] = d
+		for len(out) <= d {
+			out = append(out, nil)
+		}
+		out[d] = append(out[d], n)
 	}
+	return out
 }
 
 func (im *importer) manifestError(repo string, n *node, err error) error {
@@ -120,7 +153,7 @@ func (im *importer) tagImage(ctx context.Context, i *image, rep *ImageReport) er
 	if err := im.reg.pushManifest(ctx, i.repo, i.tag, n.pushDesc(), n.raw); err != nil {
 		return fmt.Errorf("tagging %s: %s: %w", im.t.ref(i.repo, i.tag, ""), registryAnswer(err), err)
 	}
-	im.report.Tags++
+	im.tagged()
 	return nil
 }
 
@@ -171,7 +204,7 @@ func (im *importer) sparse(ctx context.Context, i *image, rep *ImageReport) erro
 		return fmt.Errorf("--sparse-index=%q: want single or rewrite", im.opts.SparseIndex)
 	}
 	if i.tag != "" {
-		im.report.Tags++
+		im.tagged()
 	}
 	return nil
 }
@@ -215,12 +248,10 @@ func (im *importer) publishReferrers(ctx context.Context, repo string) error {
 		subjects = append(subjects, s)
 	}
 	sort.Slice(subjects, func(i, j int) bool { return subjects[i] < subjects[j] })
-	for _, s := range subjects {
-		if err := im.publishSubject(ctx, repo, bySubject[s]); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Each subject has its own fallback tag: they do not touch each other.
+	return forEach(ctx, im.concurrency, len(subjects), func(ctx context.Context, k int) error {
+		return im.publishSubject(ctx, repo, bySubject[subjects[k]])
+	})
 }
 
 func (im *importer) publishSubject(ctx context.Context, repo string, rs []referrer) error {
@@ -253,18 +284,30 @@ func (im *importer) publishSubject(ctx context.Context, repo string, rs []referr
 	if err != nil {
 		return fmt.Errorf("publishing %d referrers of %s in %s: %w", len(descs), subject.Digest, im.reg.name(repo), err)
 	}
+	im.mu.Lock()
 	im.report.ReferrersMode = string(mode)
+	im.mu.Unlock()
 	im.countReferrers(subject.Digest, len(descs))
 	return nil
 }
 
+func (im *importer) tagged() {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	im.report.Tags++
+}
+
 func (im *importer) failReferrer(repo string, r referrer, err error) {
 	msg := fmt.Sprintf("%s: referrer %s of %s: %v", im.reg.name(repo), r.desc.Digest, r.subject.Digest, err)
+	im.mu.Lock()
+	defer im.mu.Unlock()
 	im.report.Failed = append(im.report.Failed, msg)
 }
 
 // countReferrers credits referrers to the images they (transitively) hang on.
 func (im *importer) countReferrers(subject digest.Digest, n int) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
 	im.report.Referrers += n
 	for k := range im.report.Images {
 		if im.images[k].err == nil && im.inImage(im.images[k], subject) {
@@ -325,6 +368,6 @@ func (im *importer) tagCosign(ctx context.Context, i *image) error {
 	if err := im.reg.pub.Tag(ctx, im.reg.name(i.repo), i.tag, n.pushDesc()); err != nil {
 		return err
 	}
-	im.report.Tags++
+	im.tagged()
 	return nil
 }
