@@ -4,6 +4,10 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/containerd/containerd/v2/plugins/content/local"
+
+	"github.com/bundle-dev/bundle/internal/testregistry"
 )
 
 func TestGaugeStarvesOnlyWhenTheWriterWaitsOnASlowStream(t *testing.T) {
@@ -74,5 +78,36 @@ func TestPacerReleasesWaitersWhenStarvedOrDone(t *testing.T) {
 	cancel()
 	if _, err := p2.wait(cctx); err == nil {
 		t.Error("wait on a cancelled context returned no error")
+	}
+}
+
+// Over a slow link the writer waits on its one stream: the prefetchers must
+// then fetch large blobs side by side into the cache.
+func TestExportFetchesAheadOverASlowLink(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "slow", "1", testregistry.ImageSpec{Seed: 12, Layers: 4, LayerSize: 3 << 19})
+	proxy := testregistry.NewProxy(t, r, testregistry.Faults{BlobRate: 8 << 20})
+	opts := testOptions(t, "slow.tar")
+	opts.Concurrency = 4
+	if _, err := Export(context.Background(), []string{proxy.Ref("slow", "1")}, opts); err != nil {
+		t.Fatalf("Export: %v", err)
+	}
+	wantBlobs(t, readArchive(t, opts.Output), imageDescs(img)...)
+
+	store, err := local.NewStore(opts.CacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefetched := 0
+	for _, l := range img.Layers {
+		if _, err := store.Info(context.Background(), l.Digest); err == nil {
+			prefetched++
+		}
+	}
+	if prefetched == 0 {
+		t.Errorf("no layer was fetched ahead into the cache over an 8 MB/s link")
+	}
+	if prefetched == len(img.Layers) {
+		t.Errorf("every layer went through the cache: the writer streamed none")
 	}
 }

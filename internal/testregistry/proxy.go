@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -23,6 +24,7 @@ type Faults struct {
 	ResetTimes  int
 	Status      int // answer this status (e.g. 503, 429 with Retry-After: 0) ...
 	StatusTimes int // ... to the first StatusTimes requests, then pass through
+	BlobRate    int64 // if set, serve each blob GET body at this many bytes a second, like a WAN link
 }
 
 // NewProxy puts a proxy with faults in front of upstream. The returned
@@ -106,7 +108,31 @@ func (p *proxy) modify(resp *http.Response) error {
 		// handler, which closes the connection under the client.
 		resp.Body = &cutAfter{ReadCloser: resp.Body, left: max(resp.ContentLength/2, 1)}
 	}
+	if p.faults.BlobRate > 0 {
+		resp.Body = &throttled{ReadCloser: resp.Body, rate: p.faults.BlobRate, start: time.Now()}
+	}
 	return nil
+}
+
+// throttled passes its body at rate bytes a second, in small reads.
+type throttled struct {
+	io.ReadCloser
+	rate  int64
+	start time.Time
+	n     int64
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	if chunk := max(t.rate/100, 1); int64(len(p)) > chunk {
+		p = p[:chunk]
+	}
+	n, err := t.ReadCloser.Read(p)
+	t.n += int64(n)
+	due := t.start.Add(time.Duration(float64(t.n) / float64(t.rate) * float64(time.Second)))
+	if wait := time.Until(due); wait > 0 {
+		time.Sleep(wait) // the link's pace, not synchronisation
+	}
+	return n, err
 }
 
 // flipFirst inverts the body's first byte.
