@@ -11,8 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 )
@@ -22,8 +22,8 @@ type Faults struct {
 	CorruptBlob digest.Digest // flip a byte in this blob's GET body
 	ResetBlob   digest.Digest // cut the connection mid-body on the first ResetTimes GETs of this blob
 	ResetTimes  int
-	Status      int // answer this status (e.g. 503, 429 with Retry-After: 0) ...
-	StatusTimes int // ... to the first StatusTimes requests, then pass through
+	Status      int   // answer this status (e.g. 503, 429 with Retry-After: 0) ...
+	StatusTimes int   // ... to the first StatusTimes requests, then pass through
 	BlobRate    int64 // if set, serve each blob GET body at this many bytes a second, like a WAN link
 }
 
