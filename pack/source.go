@@ -20,6 +20,7 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -213,12 +214,8 @@ func (s *source) retry(ctx context.Context, fn func() error) error {
 		if err == nil || attempt >= s.maxRetries || !transient(err) || ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if remote.Sleep(ctx, backoff) != nil {
 			return err
-		case <-t.C:
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}

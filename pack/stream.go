@@ -11,6 +11,7 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -211,12 +212,8 @@ func (b *blobStream) retryable(err error) bool {
 	if b.backoff == 0 {
 		b.backoff = b.src.minBackoff
 	}
-	t := time.NewTimer(b.backoff)
-	defer t.Stop()
-	select {
-	case <-b.ctx.Done():
+	if remote.Sleep(b.ctx, b.backoff) != nil {
 		return false
-	case <-t.C:
 	}
 	b.backoff = min(b.backoff*2, 10*time.Second)
 	return true

@@ -18,6 +18,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/remote"
 )
 
 // Mode says how a target registry learns about referrers.
@@ -184,7 +185,7 @@ func (p *Publisher) confirmAPI(ctx context.Context, repo string, subject digest.
 	var missing []string
 	for attempt := range confirmAttempts {
 		if attempt > 0 {
-			if err := sleep(ctx, confirmBackoff<<(attempt-1)); err != nil {
+			if err := remote.Sleep(ctx, confirmBackoff<<(attempt-1)); err != nil {
 				return err
 			}
 		}
@@ -370,17 +371,6 @@ func (p *Publisher) readManifest(ctx context.Context, repo string, desc ocispec.
 		mt = doc.MediaType
 	}
 	return data, mt, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 var errNotFound = errors.New("not found")

@@ -58,7 +58,7 @@ func (r *registry) uploadBlob(ctx context.Context, repo string, d ocispec.Descri
 			return res, err
 		}
 		last = err
-		if sleep(ctx, uploadBackoff<<attempt) != nil {
+		if remote.Sleep(ctx, uploadBackoff<<attempt) != nil {
 			return uploaded, err
 		}
 	}
@@ -167,17 +167,6 @@ func retryableUpload(ctx context.Context, err error) bool {
 	}
 	var ue *url.Error
 	return errors.As(err, &ue)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // drain reads a little of an answer's body and closes it, so that its
