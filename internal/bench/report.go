@@ -126,7 +126,7 @@ const legend = `
 MB/s is the data set's unique bytes over wall time (MB = 10^6 bytes). Ratios are wall-time ratios:
 
 - export .tar against the GET + sha256 + write floor: every blob and manifest read from the registry
-  (4 streams), hashed and checked while it is written into one file, one fsync at the end: the
+  in order, hashed and checked while it is written into one file, one fsync at the end: the
   work an export cannot avoid. The GET and sha256 floors are its parts, shown for information.
 - export .tar.zst against export .tar: the price of compression on the same run.
 - import → empty against the upload floor: the same bytes in one monolithic PUT stream each into an
