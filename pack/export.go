@@ -95,7 +95,7 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	}
 	var finder referrerFinder
 	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Cosign: true, Fetched: src.handOver}
+		finder = &referrers.Finder{Resolver: src.resolver, Hosts: opts.Remote.Hosts(ctx), Cosign: true, Fetched: src.handOver}
 	}
 	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
 	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)

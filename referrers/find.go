@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,6 +29,80 @@ type Finder struct {
 	// verified against its descriptor, so that a caller walking the tree
 	// need not fetch it again. It may be called from several goroutines.
 	Fetched func(desc ocispec.Descriptor, data []byte)
+	// Hosts, if set, lets Find list each repository's tags once and skip
+	// the lookups of fallback and cosign tags that are not there: most
+	// manifests have none, and each lookup is a round trip. The listing is
+	// a snapshot taken at the first Find in a repository.
+	Hosts docker.RegistryHosts
+
+	tagsMu sync.Mutex
+	tags   map[string]*tagList // by repository
+	probe  *Publisher          // asks each host once whether it has the API
+}
+
+type tagList struct {
+	once sync.Once
+	set  map[string]bool
+	err  error
+}
+
+// mayHaveTag reports false only when repo's tag listing is known and lacks
+// tag; without Hosts, or when the registry would not list tags, every tag
+// may exist and is asked for.
+func (f *Finder) mayHaveTag(ctx context.Context, repo, tag string) bool {
+	if f.Hosts == nil {
+		return true
+	}
+	f.tagsMu.Lock()
+	if f.tags == nil {
+		f.tags = map[string]*tagList{}
+	}
+	l := f.tags[repo]
+	if l == nil {
+		l = &tagList{}
+		f.tags[repo] = l
+	}
+	f.tagsMu.Unlock()
+	l.once.Do(func() {
+		c := newClient(f.Hosts)
+		// Only tags named after a digest matter here; the others could be
+		// many, and are not kept.
+		list, err := c.tags(ctx, repo, isDigestTag)
+		l.err = err
+		l.set = map[string]bool{}
+		for _, t := range list {
+			l.set[t] = true
+		}
+	})
+	return l.err != nil || l.set[tag]
+}
+
+// noneListed reports true when subject certainly has no listed referrers:
+// the registry has no referrers API and lists no fallback tag for it.
+// containerd would otherwise ask for both, two round trips, per manifest.
+func (f *Finder) noneListed(ctx context.Context, repo string, subject digest.Digest) bool {
+	if f.Hosts == nil {
+		return false
+	}
+	f.tagsMu.Lock()
+	if f.probe == nil {
+		f.probe = &Publisher{Hosts: f.Hosts}
+	}
+	p := f.probe
+	f.tagsMu.Unlock()
+	has, err := p.HasAPI(ctx, repo)
+	return err == nil && !has && !f.mayHaveTag(ctx, repo, graph.FallbackTag(subject))
+}
+
+// isDigestTag tells the tags of the referrers tag schema and cosign,
+// <alg>-<hex>[.suffix].
+func isDigestTag(tag string) bool {
+	alg, rest, ok := strings.Cut(tag, "-")
+	if !ok {
+		return false
+	}
+	hex, _, _ := strings.Cut(rest, ".")
+	return digest.NewDigestFromEncoded(digest.Algorithm(alg), hex).Validate() == nil
 }
 
 // Find returns the direct referrers of subject in repo ("host/path", no tag
@@ -71,6 +147,9 @@ func (f *Finder) Find(ctx context.Context, repo string, subject ocispec.Descript
 // listed reads the referrers API, else the fallback tag index, through
 // containerd (which tries them in that order).
 func (f *Finder) listed(ctx context.Context, repo string, fetcher remotes.Fetcher, subject digest.Digest) ([]Referrer, error) {
+	if f.noneListed(ctx, repo, subject) {
+		return nil, nil
+	}
 	rf, ok := fetcher.(remotes.ReferrersFetcher)
 	if !ok {
 		return nil, fmt.Errorf("finding referrers of %s in %s: the registry client cannot list referrers (%T); use containerd's docker resolver", subject, repo, fetcher)
@@ -150,6 +229,9 @@ const lookupsPerSubject = 4
 // the same set anyway).
 func (f *Finder) fallbackIndex(ctx context.Context, repo string, subject digest.Digest) (digest.Digest, []ocispec.Descriptor, error) {
 	tag := graph.FallbackTag(subject)
+	if !f.mayHaveTag(ctx, repo, tag) {
+		return "", nil, nil
+	}
 	_, desc, err := f.Resolver.Resolve(ctx, repo+":"+tag)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -250,6 +332,9 @@ func (f *Finder) cosign(ctx context.Context, repo string, fetcher remotes.Fetche
 
 // cosignTag reads one cosign tag; nil without error when it does not exist.
 func (f *Finder) cosignTag(ctx context.Context, repo string, fetcher remotes.Fetcher, subject digest.Digest, tag string) (*Referrer, error) {
+	if !f.mayHaveTag(ctx, repo, tag) {
+		return nil, nil
+	}
 	_, desc, err := f.Resolver.Resolve(ctx, repo+":"+tag)
 	if err != nil {
 		if errdefs.IsNotFound(err) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"sync"
+	"strings"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
@@ -236,5 +237,63 @@ func TestFindHandsOverTheManifestsItRead(t *testing.T) {
 	}
 	if digest.FromBytes(data) != sig.Digest {
 		t.Errorf("handed-over bytes hash to %s, want %s", digest.FromBytes(data), sig.Digest)
+	}
+}
+
+// With Hosts, Find lists each repository's tags once and asks for no
+// fallback or cosign tag that is not there, yet finds those that are.
+func TestFindAsksOnlyForTagsTheRegistryLists(t *testing.T) {
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			r := reg.new(t)
+			signed := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 21})
+			sig := r.PushCosign(t, "app", signed.Desc, "sig")
+			plain := r.PushImage(t, "app", "2.0", testregistry.ImageSpec{Seed: 22})
+			resolver, hosts := clients(t)
+			f := &Finder{Resolver: resolver, Hosts: hosts, Cosign: true}
+			ctx := context.Background()
+
+			r.ResetCounts()
+			got, err := f.Find(ctx, repoOf(r, "app"), signed.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := byDigest(got)[sig.Digest]; !ok || len(got) != 1 {
+				t.Errorf("Find = %+v, want the cosign signature %s alone", got, sig.Digest)
+			}
+			none, err := f.Find(ctx, repoOf(r, "app"), plain.Desc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(none) != 0 {
+				t.Errorf("Find of an unsigned image = %+v, want none", none)
+			}
+			if n := r.Count("GET", "tags"); n != 1 {
+				t.Errorf("%d tag listings, want 1 for two Finds in one repository", n)
+			}
+			// The signature: one HEAD (resolve) and one GET. Nothing for the
+			// five tags that are not there (.att, .sbom, and all three of
+			// the unsigned image), nor the two fallback tags.
+			if n := r.Count("HEAD", "manifest") + r.Count("GET", "manifest"); n > 2 {
+				t.Errorf("%d manifest requests, want at most 2: tags absent from the listing were asked for", n)
+			}
+		})
+	}
+}
+
+func TestIsDigestTag(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	for tag, want := range map[string]bool{
+		"sha256-" + hex:           true,
+		"sha256-" + hex + ".sig":  true,
+		"sha256-" + hex + ".sbom": true,
+		"sha256-abc":              false,
+		"latest":                  false,
+		"v1.2-rc1":                false,
+		"md5-" + hex:              false,
+	} {
+		if got := isDigestTag(tag); got != want {
+			t.Errorf("isDigestTag(%q) = %v, want %v", tag, got, want)
+		}
 	}
 }

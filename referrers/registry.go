@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/containerd/containerd/v2/core/remotes/docker"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -37,9 +38,11 @@ type client struct {
 	send func(ctx context.Context, req *http.Request) (*http.Response, error)
 }
 
-func (p *Publisher) client() *client {
+func (p *Publisher) client() *client { return newClient(p.Hosts) }
+
+func newClient(hosts docker.RegistryHosts) *client {
 	return &client{send: func(ctx context.Context, req *http.Request) (*http.Response, error) {
-		return remote.Do(ctx, p.Hosts, req)
+		return remote.Do(ctx, hosts, req)
 	}}
 }
 
@@ -264,3 +267,57 @@ func drain(resp *http.Response) {
 }
 
 func isNotFound(err error) bool { return err != nil && errors.Is(err, errNotFound) }
+
+// maxTagPages bounds the Link-paginated pages of a tag listing.
+const maxTagPages = 1000
+
+// tags lists repo's tags, following Link pagination, keeping those keep
+// accepts. Any answer but 200 is an error: the caller then asks for each
+// tag it wants instead.
+func (c *client) tags(ctx context.Context, repo string, keep func(string) bool) ([]string, error) {
+	req, err := request(ctx, http.MethodGet, repo, "tags", "list", nil)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for page := 0; ; page++ {
+		if page == maxTagPages {
+			return nil, fmt.Errorf("tags of %s: more than %d pages; the registry's Link headers loop", repo, maxTagPages)
+		}
+		resp, err := c.do(req)
+		if err != nil {
+			return nil, err
+		}
+		var list struct {
+			Tags []string `json:"tags"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			err = statusError(resp)
+		} else if data, rerr := graph.ReadAll(resp.Body); rerr != nil {
+			err = fmt.Errorf("reading the tags of %s: %w", repo, rerr)
+		} else if jerr := json.Unmarshal(data, &list); jerr != nil {
+			err = fmt.Errorf("reading the tags of %s: %w", repo, jerr)
+		}
+		next := nextLink(resp.Header.Get("Link"))
+		drain(resp)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range list.Tags {
+			if keep(t) {
+				out = append(out, t)
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		u, err := req.URL.Parse(next)
+		if err != nil || u.Host != req.URL.Host {
+			// Credentials must not follow a link to another host.
+			return nil, fmt.Errorf("tags of %s: Link %q leads elsewhere; refusing", repo, next)
+		}
+		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil); err != nil {
+			return nil, err
+		}
+	}
+}
