@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 
 	digest "github.com/opencontainers/go-digest"
