@@ -271,6 +271,9 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 			return src.fromCache(ctx, n, false)
 		}
 		salvage := func(partial string) {
+			if fi, err := os.Stat(partial); err == nil && fi.Size() > salvageQuietly && opts.Notice != nil {
+				opts.Notice("keeping the blobs of %s (%d bytes) for a rerun; a second Ctrl-C skips this", partial, fi.Size())
+			}
 			blobs, bytes, _ := src.salvage(context.WithoutCancel(ctx), partial)
 			if blobs > 0 && opts.Notice != nil {
 				opts.Notice("kept %d blobs (%d bytes) already written in the cache %s: run the same command again to resume", blobs, bytes, opts.CacheDir)
@@ -285,6 +288,10 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 	}
 	return st, res, nil
 }
+
+// salvageQuietly is the size of a partial archive below which keeping its
+// blobs is too quick to announce.
+const salvageQuietly = 64 << 20
 
 // prefetchSmall is the size up to which prefetchers take every blob: below
 // it a fetch costs a round trip rather than bandwidth, so fetching them side
