@@ -67,7 +67,7 @@ func (f *Finder) mayHaveTag(ctx context.Context, repo, tag string) bool {
 		c := newClient(f.Hosts)
 		// Only tags named after a digest matter here; the others could be
 		// many, and are not kept.
-		list, err := c.tags(ctx, repo, isDigestTag)
+		list, err := c.tags(ctx, repo, tagPageSize, isDigestTag)
 		l.err = err
 		l.set = map[string]bool{}
 		for _, t := range list {

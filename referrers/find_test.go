@@ -2,6 +2,7 @@ package referrers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -295,5 +296,44 @@ func TestIsDigestTag(t *testing.T) {
 		if got := isDigestTag(tag); got != want {
 			t.Errorf("isDigestTag(%q) = %v, want %v", tag, got, want)
 		}
+	}
+}
+
+// A tag listing is complete or refused, never silently short: a missed
+// cosign tag would be a signature left behind.
+func TestTagListingFollowsPagesOrRefuses(t *testing.T) {
+	for _, reg := range registries {
+		t.Run(reg.name, func(t *testing.T) {
+			r := reg.new(t)
+			want := map[string]bool{}
+			for i := range 5 {
+				img := r.PushImage(t, "app", fmt.Sprintf("v%d", i), testregistry.ImageSpec{Seed: int64(30 + i)})
+				r.PushCosign(t, "app", img.Desc, "sig")
+				want[graph.FallbackTag(img.Desc.Digest)+".sig"] = true
+			}
+			_, hosts := clients(t)
+			c := newClient(hosts)
+			for _, n := range []int{2, 5, 100} {
+				r.ResetCounts()
+				got, err := c.tags(context.Background(), repoOf(r, "app"), n, isDigestTag)
+				if err != nil {
+					if !errors.Is(err, errTruncated) {
+						t.Errorf("n=%d: %v", n, err)
+					}
+					continue
+				}
+				if len(got) != len(want) {
+					t.Errorf("n=%d: listed %d digest tags %q, want %d", n, len(got), got, len(want))
+				}
+				for _, tag := range got {
+					if !want[tag] {
+						t.Errorf("n=%d: listed %q, not a tag pushed here", n, tag)
+					}
+				}
+				if pages := r.Count("GET", "tags"); n == 2 && pages < 5 {
+					t.Errorf("n=2: %d requests for 10 tags: the pages were not followed", pages)
+				}
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -271,44 +272,41 @@ func isNotFound(err error) bool { return err != nil && errors.Is(err, errNotFoun
 // maxTagPages bounds the Link-paginated pages of a tag listing.
 const maxTagPages = 1000
 
-// tags lists repo's tags, following Link pagination, keeping those keep
-// accepts. Any answer but 200 is an error: the caller then asks for each
-// tag it wants instead.
-func (c *client) tags(ctx context.Context, repo string, keep func(string) bool) ([]string, error) {
+// tagPageSize is the page size asked for. A registry that answers a full
+// page without a Link to the next may have cut the list short: such a
+// listing is not trusted, since a tag missed there would be a signature
+// silently left behind.
+const tagPageSize = 1000
+
+var errTruncated = errors.New("the registry may have cut the tag list short")
+
+// tags lists repo's tags, n per page, following Link pagination, keeping
+// those keep accepts. Any answer but 200 is an error: the caller then asks
+// for each tag it wants instead.
+func (c *client) tags(ctx context.Context, repo string, n int, keep func(string) bool) ([]string, error) {
 	req, err := request(ctx, http.MethodGet, repo, "tags", "list", nil)
 	if err != nil {
 		return nil, err
 	}
+	req.URL.RawQuery = url.Values{"n": {strconv.Itoa(n)}}.Encode()
 	var out []string
 	for page := 0; ; page++ {
 		if page == maxTagPages {
 			return nil, fmt.Errorf("tags of %s: more than %d pages; the registry's Link headers loop", repo, maxTagPages)
 		}
-		resp, err := c.do(req)
+		list, next, err := c.tagPage(req, repo)
 		if err != nil {
 			return nil, err
 		}
-		var list struct {
-			Tags []string `json:"tags"`
-		}
-		if resp.StatusCode != http.StatusOK {
-			err = statusError(resp)
-		} else if data, rerr := graph.ReadAll(resp.Body); rerr != nil {
-			err = fmt.Errorf("reading the tags of %s: %w", repo, rerr)
-		} else if jerr := json.Unmarshal(data, &list); jerr != nil {
-			err = fmt.Errorf("reading the tags of %s: %w", repo, jerr)
-		}
-		next := nextLink(resp.Header.Get("Link"))
-		drain(resp)
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range list.Tags {
+		for _, t := range list {
 			if keep(t) {
 				out = append(out, t)
 			}
 		}
 		if next == "" {
+			if len(list) == n {
+				return nil, fmt.Errorf("tags of %s: %w", repo, errTruncated)
+			}
 			return out, nil
 		}
 		u, err := req.URL.Parse(next)
@@ -320,4 +318,27 @@ func (c *client) tags(ctx context.Context, repo string, keep func(string) bool) 
 			return nil, err
 		}
 	}
+}
+
+// tagPage reads one page of a tag listing and the Link to the next.
+func (c *client) tagPage(req *http.Request, repo string) ([]string, string, error) {
+	resp, err := c.do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer drain(resp)
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", statusError(resp)
+	}
+	data, err := graph.ReadAll(resp.Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the tags of %s: %w", repo, err)
+	}
+	var list struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, "", fmt.Errorf("reading the tags of %s: %w", repo, err)
+	}
+	return list.Tags, nextLink(resp.Header.Get("Link")), nil
 }
