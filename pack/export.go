@@ -250,7 +250,7 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 			// time spent on large ones tells whether the writer is starved.
 			timed := n.Desc.Size > prefetchSmall
 			if claims[i].CompareAndSwap(false, true) {
-				rc, err := src.openBlob(ctx, n, opts.Progress, st)
+				rc, err := src.openBlob(ctx, n, opts.Progress, st, pace.isStarved())
 				if err != nil || !timed {
 					return rc, err
 				}

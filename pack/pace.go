@@ -34,6 +34,12 @@ func (p *pacer) set(starved bool) {
 	p.starved = starved
 }
 
+func (p *pacer) isStarved() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.starved
+}
+
 // finish releases the prefetchers for good: the writer is done.
 func (p *pacer) finish() {
 	p.mu.Lock()

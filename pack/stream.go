@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/errdefs"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
@@ -17,15 +18,15 @@ import (
 
 // openBlob gives the archive writer the bytes of n, checked against its
 // digest exactly once on the way: from the cache, or straight from the
-// registry.
-func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats) (io.ReadCloser, error) {
+// registry, copied into the cache on the way when keep says so.
+func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats, keep bool) (io.ReadCloser, error) {
 	if s.cached(ctx, n.Desc.Digest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
 			return nil, err
 		}
 		return s.fromCache(ctx, n, true)
 	}
-	bs, err := s.stream(ctx, n, tr, st)
+	bs, err := s.stream(ctx, n, tr, st, keep)
 	if errors.Is(err, errResumeIngest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
 			return nil, err
@@ -77,7 +78,13 @@ var errResumeIngest = errors.New("partial ingest to resume")
 // straight into the archive, not through the cache: writing them twice was
 // the largest cost of an export. What a failed run had written is put into
 // the cache afterwards (salvage), so a rerun still fetches nothing twice.
-func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats) (io.ReadCloser, error) {
+//
+// With keep, the bytes are also copied into a cache ingest, committed once
+// the whole blob has passed: the writer is then waiting on the network, so
+// the second write costs nothing that shows, and a later export of the same
+// images over the same slow link finds the blob in the cache. Keeping is
+// best effort: a cache that fails only stops the copy.
+func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats, keep bool) (io.ReadCloser, error) {
 	f, err := s.fetcher(ctx, n.Repo)
 	if err != nil {
 		return nil, fetchError(n, err)
@@ -92,6 +99,12 @@ func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker, st *t
 		open: func(ctx context.Context) (io.ReadCloser, error) {
 			return f.Fetch(ctx, graph.ForFetch(clean(n.Desc)))
 		},
+	}
+	if keep {
+		cw, err := content.OpenWriter(ctx, s.store, content.WithRef(ingestRef(n.Desc.Digest)), content.WithDescriptor(n.Desc))
+		if err == nil {
+			b.keep = cw
+		}
 	}
 	return &verifiedStream{Reader: verify.NewReader(b, n.Desc), b: b}, nil
 }
@@ -108,6 +121,7 @@ func (v *verifiedStream) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		v.b.verified = true
+		v.b.commit()
 	case errors.Is(err, verify.ErrMismatch):
 		err = fetchError(v.b.n, err)
 		v.b.err = err
@@ -130,6 +144,7 @@ type blobStream struct {
 	st   *transferStats
 	open func(context.Context) (io.ReadCloser, error)
 
+	keep     content.Writer // the cache ingest the bytes are copied into, if any
 	rc       io.ReadCloser
 	off      int64
 	attempts int
@@ -163,7 +178,7 @@ func (b *blobStream) read(p []byte) (int, error) {
 			}
 		}
 		n, err := b.rc.Read(p)
-		b.took(n)
+		b.took(p, n)
 		switch {
 		case err == nil:
 			return n, nil
@@ -219,15 +234,42 @@ func (b *blobStream) retryable(err error) bool {
 	return true
 }
 
-func (b *blobStream) took(n int) {
+func (b *blobStream) took(p []byte, n int) {
 	if n <= 0 {
 		return
 	}
 	b.off += int64(n)
 	b.tr.Add(b.id, int64(n))
+	if b.keep != nil {
+		if _, err := b.keep.Write(p[:n]); err != nil {
+			b.dropKeep()
+		}
+	}
 	if b.st != nil {
 		b.st.fetched.Add(int64(n))
 	}
+}
+
+// commit puts the kept copy into the cache; the store checks the digest
+// again, which the verifying reader has just done.
+func (b *blobStream) commit() {
+	if b.keep == nil {
+		return
+	}
+	if err := b.keep.Commit(b.ctx, b.n.Desc.Size, b.n.Desc.Digest); err != nil && !errdefs.IsAlreadyExists(err) {
+		b.dropKeep()
+		return
+	}
+	b.keep.Close()
+	b.keep = nil
+}
+
+// dropKeep gives up the cache copy and its ingest: half a copy of bytes
+// nobody checked is not worth resuming from.
+func (b *blobStream) dropKeep() {
+	b.keep.Close()
+	b.keep = nil
+	_ = b.src.store.Abort(context.WithoutCancel(b.ctx), ingestRef(b.n.Desc.Digest))
 }
 
 // Close ends the fetch.
@@ -235,6 +277,9 @@ func (b *blobStream) Close() error {
 	if b.rc != nil {
 		b.rc.Close()
 		b.rc = nil
+	}
+	if b.keep != nil {
+		b.dropKeep()
 	}
 	err := b.err
 	if !b.verified && err == nil {
