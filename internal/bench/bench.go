@@ -94,6 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		res.Rows = append(res.Rows, steps.format(ctx, ext)...)
 	}
+	res.Rows = append(res.Rows, steps.peers(ctx)...)
 	addChecks(res.Rows, floors)
 	return res, ctx.Err()
 }

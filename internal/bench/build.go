@@ -152,7 +152,7 @@ func (b *builder) image(i int, layerDesc []ocispec.Descriptor) error {
 	var layers []ocispec.Descriptor
 	var diffIDs []digest.Digest
 	for _, l := range img.Layers {
-		layers = append(layers, layerDesc[l])
+		layers = append(layers, layerIn(img, layerDesc[l]))
 		// Registries never check diff_ids; the layer digest keeps them unique.
 		diffIDs = append(diffIDs, layerDesc[l].Digest)
 		b.addBlob(img.Repo, Item{Desc: layerDesc[l], Layer: &b.p.Layers[l]})
@@ -175,6 +175,23 @@ func (b *builder) image(i int, layerDesc []ocispec.Descriptor) error {
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: mt, Config: cfgDesc, Layers: layers}
 	_, err = b.addManifest(img.Repo, Node{Kind: NodeImage, ID: i}, mt, m)
 	return err
+}
+
+// layerIn is a layer's descriptor as img lists it: a base layer shared with
+// OCI images goes into a Docker schema 2 manifest under Docker's media type
+// for the same bytes, as docker itself would list it (skopeo refuses an OCI
+// layer type in a schema 2 manifest).
+func layerIn(img Image, d ocispec.Descriptor) ocispec.Descriptor {
+	if !img.Docker {
+		return d
+	}
+	switch d.MediaType {
+	case ocispec.MediaTypeImageLayerGzip:
+		d.MediaType = dockerLayerGzip
+	case ocispec.MediaTypeImageLayer:
+		d.MediaType = dockerLayer
+	}
+	return d
 }
 
 func (b *builder) index(i int) error {

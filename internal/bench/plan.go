@@ -338,8 +338,11 @@ func (p *Plan) Count() Counts {
 	return c
 }
 
-// dockerLayerGzip is Docker schema 2's gzip layer media type.
-const dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+// Docker schema 2's layer media types, gzip and uncompressed.
+const (
+	dockerLayerGzip = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	dockerLayer     = "application/vnd.docker.image.rootfs.diff.tar"
+)
 
 // Media types of the configs.
 const (

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -193,6 +194,19 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 	}
 	if !res.Failed() {
 		t.Error("Failed() = false with failed imports")
+	}
+	// skopeo, the peer, is measured on the same data when it is installed
+	// (CI installs it), and its rows carry no target of bundle's.
+	if _, err := exec.LookPath("skopeo"); err == nil {
+		for _, step := range []string{stepPeerExport, stepPeerImport} {
+			r, ok := results[step]
+			switch {
+			case !ok:
+				t.Errorf("no row %q with skopeo installed", step)
+			case r.Err != "" || r.Sample.Wall <= 0 || r.Check != nil || r.RSSLimit != 0:
+				t.Errorf("%s: err %q, wall %v, check %+v, RSS limit %d; want a plain measurement", step, r.Err, r.Sample.Wall, r.Check, r.RSSLimit)
+			}
+		}
 	}
 
 	exports := 0
