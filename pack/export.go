@@ -303,9 +303,11 @@ const prefetchSmall = 1 << 20
 // until it meets the writer.
 func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.Bool, ready []chan struct{}, pace *pacer, st *transferStats, opts Options) error {
 	take := func(i int) error {
-		// What an earlier run cached is the writer's: it checks it again
-		// as it reads, since a disk can rot between runs.
-		if src.cached(ctx, order[i].Desc.Digest) || !claims[i].CompareAndSwap(false, true) {
+		// What planning holds is the writer's, and so is what an earlier
+		// run cached: the writer checks that again as it reads, since a
+		// disk can rot between runs.
+		d := order[i].Desc.Digest
+		if src.isPlanned(d) || src.cached(ctx, d) || !claims[i].CompareAndSwap(false, true) {
 			return nil
 		}
 		if err := src.account(ctx, order[i], opts.Progress, st); err != nil {

@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,15 @@ import (
 // digest exactly once on the way: from the cache, or straight from the
 // registry, copied into the cache on the way when keep says so.
 func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats, keep bool) (io.ReadCloser, error) {
+	if data, ok := s.takePlanned(n.Desc.Digest); ok {
+		// Fetched and verified while planning.
+		id := n.Desc.Digest.String()
+		tr.Start(id, describe(n), n.Desc.Size)
+		tr.Add(id, n.Desc.Size)
+		tr.Done(id, false, nil)
+		st.fetched.Add(n.Desc.Size)
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}
 	if s.cached(ctx, n.Desc.Digest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
 			return nil, err
