@@ -192,15 +192,7 @@ func (s *stepRunner) imports(ctx context.Context, ext, archive string) []Row {
 		}
 	}()
 	empty := s.repeat(ctx, emptyStep, func(i int) (Sample, error) {
-		if target != nil {
-			if err := target.RemoveAll(); err != nil {
-				return Sample{}, err
-			}
-		}
-		var err error
-		target, err = StartRegistry(ctx, s.cfg.Registry, filepath.Join(s.work, fmt.Sprintf("target-%s-%d", strings.TrimPrefix(ext, "."), i)))
-		if err != nil {
-			target = nil
+		if err := s.freshTarget(ctx, &target, fmt.Sprintf("target-%s-%d", strings.TrimPrefix(ext, "."), i)); err != nil {
 			return Sample{}, err
 		}
 		sample, err := s.importInto(ctx, target, archive)
@@ -214,6 +206,23 @@ func (s *stepRunner) imports(ctx context.Context, ext, archive string) []Row {
 	}
 	full := s.repeat(ctx, fullStep, func(int) (Sample, error) { return s.importInto(ctx, target, archive) })
 	return []Row{empty, full}
+}
+
+// freshTarget replaces *target, if any, with a new, empty registry whose
+// storage is the scratch directory name.
+func (s *stepRunner) freshTarget(ctx context.Context, target **Registry, name string) error {
+	if *target != nil {
+		if err := (*target).RemoveAll(); err != nil {
+			return err
+		}
+		*target = nil
+	}
+	r, err := StartRegistry(ctx, s.cfg.Registry, filepath.Join(s.work, name))
+	if err != nil {
+		return err
+	}
+	*target = r
+	return nil
 }
 
 func (s *stepRunner) importInto(ctx context.Context, target *Registry, archive string) (Sample, error) {

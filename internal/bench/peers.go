@@ -49,14 +49,7 @@ func (s *stepRunner) peers(ctx context.Context) []Row {
 		}
 	}()
 	imp := s.repeat(ctx, stepPeerImport, func(i int) (Sample, error) {
-		if target != nil {
-			if err := target.RemoveAll(); err != nil {
-				return Sample{}, err
-			}
-		}
-		target, err = StartRegistry(ctx, s.cfg.Registry, filepath.Join(s.work, fmt.Sprintf("target-skopeo-%d", i)))
-		if err != nil {
-			target = nil
+		if err := s.freshTarget(ctx, &target, fmt.Sprintf("target-skopeo-%d", i)); err != nil {
 			return Sample{}, err
 		}
 		return s.skopeoEach(ctx, bin, func(ref string) []string {
