@@ -27,7 +27,8 @@ func newPacer() *pacer { return &pacer{changed: make(chan struct{})} }
 func (p *pacer) set(starved bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if starved && !p.starved {
+	// After finish the channel is closed for good.
+	if starved && !p.starved && !p.done {
 		close(p.changed)
 		p.changed = make(chan struct{})
 	}

@@ -215,17 +215,24 @@ func (s *source) fetchOnce(ctx context.Context, n *Node, add func(int64)) error 
 // transient (reset, 5xx, 429), on top of the transport's own retries, which
 // do not cover a body cut in the middle.
 func (s *source) retry(ctx context.Context, fn func() error) error {
-	backoff := s.minBackoff
 	for attempt := 0; ; attempt++ {
 		err := fn()
 		if err == nil || attempt >= s.maxRetries || !transient(err) || ctx.Err() != nil {
 			return err
 		}
-		if remote.Sleep(ctx, backoff) != nil {
+		if s.pause(ctx, attempt) != nil {
 			return err
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// maxBackoff caps the wait between two attempts.
+const maxBackoff = 10 * time.Second
+
+// pause waits out the backoff after failed attempt number attempt (from
+// 0): minBackoff, doubling, up to maxBackoff.
+func (s *source) pause(ctx context.Context, attempt int) error {
+	return remote.Sleep(ctx, min(s.minBackoff<<min(attempt, 20), maxBackoff))
 }
 
 func transient(err error) bool {

@@ -6,14 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
-	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -158,7 +156,6 @@ type blobStream struct {
 	rc       io.ReadCloser
 	off      int64
 	attempts int
-	backoff  time.Duration
 	verified bool
 	err      error
 }
@@ -233,15 +230,9 @@ func (b *blobStream) retryable(err error) bool {
 	if !transient(err) || b.attempts >= b.src.maxRetries {
 		return false
 	}
+	err = b.src.pause(b.ctx, b.attempts)
 	b.attempts++
-	if b.backoff == 0 {
-		b.backoff = b.src.minBackoff
-	}
-	if remote.Sleep(b.ctx, b.backoff) != nil {
-		return false
-	}
-	b.backoff = min(b.backoff*2, 10*time.Second)
-	return true
+	return err == nil
 }
 
 func (b *blobStream) took(p []byte, n int) {

@@ -99,16 +99,8 @@ func (c *client) referrers(ctx context.Context, repo string, subject digest.Dige
 		if next == "" {
 			return out, true, nil
 		}
-		u, err := req.URL.Parse(next)
-		if err != nil {
-			return nil, false, fmt.Errorf("referrers of %s in %s: bad Link header %q: %w", subject, repo, next, err)
-		}
-		if u.Host != req.URL.Host {
-			// Credentials must not follow a link to another host.
-			return nil, false, fmt.Errorf("referrers of %s in %s: the registry paginates to another host (%s); refusing", subject, repo, u.Host)
-		}
-		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil); err != nil {
-			return nil, false, err
+		if req, err = nextPage(req, next); err != nil {
+			return nil, false, fmt.Errorf("referrers of %s in %s: %w", subject, repo, err)
 		}
 	}
 }
@@ -136,6 +128,19 @@ func readReferrersPage(resp *http.Response) (*ocispec.Index, string, bool, error
 		return nil, "", false, nil
 	}
 	return &idx, nextLink(resp.Header.Get("Link")), true, nil
+}
+
+// nextPage is the request for the page a Link header's next names,
+// relative to req. Credentials must not follow a link to another host.
+func nextPage(req *http.Request, next string) (*http.Request, error) {
+	u, err := req.URL.Parse(next)
+	if err != nil {
+		return nil, fmt.Errorf("bad Link header %q: %w", next, err)
+	}
+	if u.Host != req.URL.Host {
+		return nil, fmt.Errorf("the registry paginates to another host (%s); refusing", u.Host)
+	}
+	return http.NewRequestWithContext(req.Context(), http.MethodGet, u.String(), nil)
 }
 
 // nextLink extracts the target of rel="next" from a Link header.
@@ -309,13 +314,8 @@ func (c *client) tags(ctx context.Context, repo string, n int, keep func(string)
 			}
 			return out, nil
 		}
-		u, err := req.URL.Parse(next)
-		if err != nil || u.Host != req.URL.Host {
-			// Credentials must not follow a link to another host.
-			return nil, fmt.Errorf("tags of %s: Link %q leads elsewhere; refusing", repo, next)
-		}
-		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil); err != nil {
-			return nil, err
+		if req, err = nextPage(req, next); err != nil {
+			return nil, fmt.Errorf("tags of %s: %w", repo, err)
 		}
 	}
 }

@@ -43,7 +43,7 @@ func measureFloors(ctx context.Context, cfg Config, src *Registry, ds *DataSet, 
 		RunSelf(func() error { return hashFiles(files) }))
 	out := filepath.Join(work, "get-hash-write.out")
 	f.GetHashWrite = floorRow("floor: GET + sha256 + write once (1 stream, 1 fsync)", ds.UniqueBytes)(
-		RunSelf(func() error { return getHashWrite(ctx, NewClient(src.Host), ds, out) }))
+		RunSelf(func() error { return GetHashWrite(ctx, NewClient(src.Host), ds, out) }))
 	// Deleting the file is no part of what export does, so it is not timed.
 	if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("removing the write floor's file %s: %w", out, err)
@@ -145,12 +145,12 @@ func getAll(ctx context.Context, c *Client, ds *DataSet) error {
 	})
 }
 
-// getHashWrite is what export must at least do: read every object from
+// GetHashWrite is what export must at least do: read every object from
 // the source, hash it and check it, and write it once into one file, synced
 // once at the end. One stream, in order, with large writes, as an archive
 // is written; measured, four streams writing at scattered offsets in small
 // writes cost the kernel far more than the bytes (28 s of CPU for 5 GiB).
-func getHashWrite(ctx context.Context, c *Client, ds *DataSet, path string) error {
+func GetHashWrite(ctx context.Context, c *Client, ds *DataSet, path string) error {
 	fd, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("write floor: %w", err)

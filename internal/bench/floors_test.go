@@ -17,7 +17,7 @@ func TestGetHashWritePutsEveryObjectInPlaceAndCatchesABadOne(t *testing.T) {
 	r, ds := startSource(t, 2<<20)
 	ctx, c := context.Background(), NewClient(r.Host)
 	out := filepath.Join(t.TempDir(), "out")
-	if err := getHashWrite(ctx, c, ds, out); err != nil {
+	if err := GetHashWrite(ctx, c, ds, out); err != nil {
 		t.Fatal(err)
 	}
 	fd, err := os.Open(out)
@@ -56,8 +56,8 @@ func TestGetHashWritePutsEveryObjectInPlaceAndCatchesABadOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob.Close()
-	err = getHashWrite(ctx, c, ds, out)
+	err = GetHashWrite(ctx, c, ds, out)
 	if err == nil || !strings.Contains(err.Error(), bad.Desc.Digest.String()) {
-		t.Errorf("getHashWrite over a changed blob: %v, want an error naming %s", err, bad.Desc.Digest)
+		t.Errorf("GetHashWrite over a changed blob: %v, want an error naming %s", err, bad.Desc.Digest)
 	}
 }
