@@ -11,8 +11,9 @@ const (
 	IndexFile  = "index.json"
 	BlobsDir   = "blobs"
 
-	// MaxIndexSize bounds index.json and any manifest a reader loads into memory.
-	MaxIndexSize = 4 << 20
+	// MaxIndexSize bounds index.json: about 100,000 entries, so that a
+	// bundle of 10,000 images with two referrers each fits three times.
+	MaxIndexSize = 32 << 20
 )
 
 // Compression of a tar stream.
@@ -32,12 +33,6 @@ var ErrNotSeekable = errors.New("archive is not seekable")
 // "..", a link, a device, a name outside oci-layout, index.json, blobs/ALG/HEX,
 // a duplicate). Errors wrapping it name the entry.
 var ErrUnsafeEntry = errors.New("unsafe entry")
-
-// Entry is one regular file of the layout.
-type Entry struct {
-	Name string // slash separated, relative: "oci-layout", "index.json", "blobs/sha256/<hex>"
-	Size int64
-}
 
 // Layout gives random access to the entries of a layout: a seekable archive
 // or a directory. Open is safe for concurrent use.

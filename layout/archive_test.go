@@ -124,7 +124,7 @@ func TestArchiveReportsADamagedFrame(t *testing.T) {
 		rc.Close()
 		if err != nil {
 			failures++
-			if !strings.Contains(err.Error(), "compressed offset") || !strings.Contains(err.Error(), e.name) {
+			if !strings.Contains(err.Error(), "at offset") || !strings.Contains(err.Error(), e.name) {
 				t.Errorf("error %q does not name the entry and offset", err)
 			}
 		}
@@ -199,16 +199,18 @@ func TestFrameSizeMismatchIsAnError(t *testing.T) {
 	d := binary.LittleEndian.Uint32(b[tableStart+8+8*last+4:])
 	binary.LittleEndian.PutUint32(b[tableStart+8+8*last+4:], d-512)
 	binary.LittleEndian.PutUint32(b[tableStart+8+8*(last+1)+4:], table.frames[last+1].dsize+512)
+	// The listing decodes the frames around the last blob's end, the
+	// reader of its content the others: one of them must refuse.
 	a, err := OpenArchive(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		rc, oerr := a.Open(entries[len(entries)-1].name)
+		if oerr != nil {
+			t.Fatal(oerr)
+		}
+		defer rc.Close()
+		_, err = io.Copy(io.Discard, rc)
 	}
-	rc, err := a.Open(entries[len(entries)-1].name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	if _, err := io.Copy(io.Discard, rc); !errors.Is(err, errFrameSize) {
+	if !errors.Is(err, errFrameSize) {
 		t.Fatalf("reading through a mis-sized frame: %v, want errFrameSize", err)
 	}
 }
@@ -258,7 +260,7 @@ func TestArchiveReadsFramesCutAnywhere(t *testing.T) {
 	if _, err := OpenArchive(bytes.NewReader(out), int64(len(out))); !errors.Is(err, ErrNotSeekable) {
 		t.Fatalf("OpenArchive without seek table = %v, want ErrNotSeekable", err)
 	}
-	r, err := NewReader(bytes.NewReader(out))
+	r, err := NewReader(bytes.NewReader(out), int64(len(out)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,8 @@ func (d *Dir) list(dir string) error {
 			}
 			return nil
 		}
-		if len(blobs) >= maxEntries {
-			return fmt.Errorf("%w: more than %d files in %s", ErrUnsafeEntry, maxEntries, dir)
+		if len(blobs) >= MaxEntries {
+			return fmt.Errorf("%w: more than %d files in %s", ErrUnsafeEntry, MaxEntries, dir)
 		}
 		blobs = append(blobs, name)
 		return nil

@@ -46,6 +46,7 @@ func (g *gzipSink) beginHeader(precompressed bool) error {
 }
 
 func (g *gzipSink) beginContent(bool) error { return nil }
+func (g *gzipSink) beginTail(bool) error    { return nil }
 
 func (g *gzipSink) Write(p []byte) (int, error) {
 	if g.cur == nil {

@@ -74,11 +74,6 @@ func isLayoutDir(name string) bool {
 	return ok && digest.Algorithm(alg).Available()
 }
 
-// LayoutBytes is the content of the oci-layout file.
-func LayoutBytes() []byte {
-	return []byte(`{"imageLayoutVersion":"1.0.0"}`)
-}
-
 // CompressionFromName chooses a compression from a file name's extension.
 func CompressionFromName(filename string) Compression {
 	n := strings.ToLower(filename)
@@ -129,6 +124,9 @@ func DetectCompression(prefix []byte) Compression {
 func classify(hdr *tar.Header) (name string, skip bool, err error) {
 	raw := hdr.Name
 	name = strings.TrimPrefix(raw, "./")
+	if err := checkPAX(hdr); err != nil {
+		return "", false, err
+	}
 	switch hdr.Typeflag {
 	case tar.TypeReg: // archive/tar reports the old TypeRegA as TypeReg
 		if err := CheckName(name); err != nil {
@@ -138,6 +136,11 @@ func classify(hdr *tar.Header) (name string, skip bool, err error) {
 	case tar.TypeDir:
 		if !isLayoutDir(name) {
 			return "", false, fmt.Errorf("%w: directory %q is not part of a layout (only blobs/ and blobs/ALG/ may be)", ErrUnsafeEntry, raw)
+		}
+		if hdr.Size != 0 {
+			// Tar readers disagree on whether a directory's size is
+			// skipped: refuse what could be read two ways.
+			return "", false, fmt.Errorf("%w: directory %q declares %d bytes of content", ErrUnsafeEntry, raw, hdr.Size)
 		}
 		return "", true, nil
 	case tar.TypeSymlink:
@@ -154,4 +157,26 @@ func classify(hdr *tar.Header) (name string, skip bool, err error) {
 		return "", false, fmt.Errorf("%w: pax global header %q", ErrUnsafeEntry, raw)
 	}
 	return "", false, fmt.Errorf("%w: %q has tar type %q, only regular files are allowed", ErrUnsafeEntry, raw, string(hdr.Typeflag))
+}
+
+// paxKeys are the PAX records a layout entry may carry: what describes a
+// file, never what changes how its bytes are read. Sparse records
+// (GNU.sparse.*) above all: they make tar readers disagree on where an
+// entry's content ends.
+var paxKeys = map[string]bool{
+	"path": true, "linkpath": true, "size": true, "uid": true, "gid": true, "uname": true, "gname": true,
+	"mtime": true, "atime": true, "ctime": true, "comment": true, "charset": true, "hdrcharset": true,
+}
+
+func checkPAX(hdr *tar.Header) error {
+	for k := range hdr.PAXRecords {
+		if paxKeys[k] || strings.HasPrefix(k, "SCHILY.xattr.") || strings.HasPrefix(k, "LIBARCHIVE.xattr.") {
+			continue
+		}
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return fmt.Errorf("%w: %q is a sparse file (PAX record %s): only plain regular files are allowed", ErrUnsafeEntry, hdr.Name, k)
+		}
+		return fmt.Errorf("%w: %q carries PAX record %q, which a layout entry may not", ErrUnsafeEntry, hdr.Name, k)
+	}
+	return nil
 }

@@ -48,7 +48,7 @@ func TestReadersRefuseUnsafeEntries(t *testing.T) {
 			}
 		}
 		t.Run("stream/"+tt.name, func(t *testing.T) {
-			r, err := NewReader(bytes.NewReader(data))
+			r, err := NewReader(bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,8 +77,8 @@ func TestReadersAcceptOtherToolsLayouts(t *testing.T) {
 		// A PAX record makes a header of several blocks.
 		&tar.Header{Name: IndexFile, Typeflag: tar.TypeReg, Size: 1000, PAXRecords: map[string]string{"comment": strings.Repeat("c", 600)}},
 	)
-	want := []Entry{{okBlob, 0}, {LayoutFile, 3}, {IndexFile, 1000}}
-	r, err := NewReader(bytes.NewReader(data))
+	want := []Entry{{Name: okBlob}, {Name: LayoutFile, Size: 3}, {Name: IndexFile, Size: 1000}}
+	r, err := NewReader(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestReadersAcceptOtherToolsLayouts(t *testing.T) {
 			t.Fatalf("%s: entries %v, want %v", name, list, want)
 		}
 		for i := range want {
-			if list[i] != want[i] {
+			if list[i].Name != want[i].Name || list[i].Size != want[i].Size {
 				t.Fatalf("%s: entries %v, want %v", name, list, want)
 			}
 		}
@@ -144,7 +144,7 @@ func TestStreamingReaderReportsWhereADamagedStreamBroke(t *testing.T) {
 			}
 			t.Run(string(c)+"/"+d.name, func(t *testing.T) {
 				damaged := d.mod(data)
-				r, err := NewReader(bytes.NewReader(damaged))
+				r, err := NewReader(bytes.NewReader(damaged), int64(len(damaged)))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -201,7 +201,7 @@ func rewriteWithoutTrailer(t *testing.T, c Compression) []byte {
 }
 
 func TestStreamingReaderReadBeforeNext(t *testing.T) {
-	r, err := NewReader(bytes.NewReader(writeArchive(t, None, WriterOptions{}, sampleEntries())))
+	r, err := NewReader(bytes.NewReader(writeArchive(t, None, WriterOptions{}, sampleEntries())), -1)
 	if err != nil {
 		t.Fatal(err)
 	}

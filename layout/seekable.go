@@ -201,6 +201,10 @@ func (s *seekableSink) beginContent(precompressed bool) error {
 	return s.failed()
 }
 
+func (s *seekableSink) beginTail(precompressed bool) error {
+	return s.beginContent(precompressed)
+}
+
 func (s *seekableSink) stop() {
 	if s.stopped {
 		return

@@ -48,6 +48,10 @@ type Writer struct {
 
 const copyBufSize = 1 << 20
 
+// tailCutMin is the content size above which the last byte gets a frame
+// of its own; below it the content's one frame is cheap to decode anyway.
+const tailCutMin = 64 << 10
+
 // sink is the compression below the tar writer. The Writer tells it where
 // entries start so it can cut frames and pick a level for the content.
 type sink interface {
@@ -57,6 +61,8 @@ type sink interface {
 	beginHeader(precompressed bool) error
 	// beginContent is called after the header, before the content.
 	beginContent(precompressed bool) error
+	// beginTail is called before the last byte of a large content.
+	beginTail(precompressed bool) error
 	// close flushes everything and writes what ends the stream.
 	close() error
 	// abort stops any workers after a failure without writing more.
@@ -157,7 +163,22 @@ func (w *Writer) writeEntry(name string, size int64, r io.Reader, precompressed 
 	if w.copyBuf == nil {
 		w.copyBuf = make([]byte, copyBufSize)
 	}
-	n, err := io.CopyBuffer(w.tw, io.LimitReader(r, size), w.copyBuf)
+	// A reader listing the archive skips content by seeking to its last
+	// byte and reading it (archive/tar does, to notice truncation): that
+	// byte gets a frame of its own, so that skipping a large entry decodes
+	// a few bytes rather than the chunk it would end.
+	head := size
+	if size > tailCutMin {
+		head = size - 1
+	}
+	n, err := io.CopyBuffer(w.tw, io.LimitReader(r, head), w.copyBuf)
+	if err == nil && n == head && head < size {
+		if err = w.sink.beginTail(precompressed); err == nil {
+			var k int64
+			k, err = io.CopyN(w.tw, r, size-head)
+			n += k
+		}
+	}
 	if err == nil && n < size {
 		err = io.EOF
 	}
@@ -240,5 +261,6 @@ type plainSink struct{ io.Writer }
 
 func (plainSink) beginHeader(bool) error  { return nil }
 func (plainSink) beginContent(bool) error { return nil }
+func (plainSink) beginTail(bool) error    { return nil }
 func (plainSink) close() error            { return nil }
 func (plainSink) abort()                  {}

@@ -21,7 +21,7 @@ func TestRoundTripThroughStreamingReader(t *testing.T) {
 		t.Run(string(c), func(t *testing.T) {
 			want := sampleEntries()
 			data := writeArchive(t, c, WriterOptions{Concurrency: 3}, want)
-			r, err := NewReader(bytes.NewReader(data))
+			r, err := NewReader(bytes.NewReader(data), int64(len(data)))
 			if err != nil {
 				t.Fatal(err)
 			}

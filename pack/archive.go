@@ -1,12 +1,10 @@
 package pack
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -96,14 +94,8 @@ func writeLayout(ctx context.Context, w io.Writer, comp layout.Compression, inde
 			_ = lw.Close()
 		}
 	}()
-	small := []struct {
-		name string
-		data []byte
-	}{{layout.LayoutFile, layout.LayoutBytes()}, {layout.IndexFile, index}}
-	for _, e := range small {
-		if err := lw.WriteEntry(e.name, int64(len(e.data)), bytes.NewReader(e.data), false); err != nil {
-			return fmt.Errorf("writing %s to the archive: %w", e.name, err)
-		}
+	if err := lw.WriteMetadata(index); err != nil {
+		return fmt.Errorf("writing the archive's metadata: %w", err)
 	}
 	for i, n := range blobs {
 		if err := writeBlob(ctx, lw, i, n, open); err != nil {
@@ -188,7 +180,7 @@ func buildIndex(p *Plan) ([]byte, error) {
 		return nil, fmt.Errorf("encoding index.json: %w", err)
 	}
 	if len(data) > layout.MaxIndexSize {
-		return nil, errors.New("index.json would exceed 4 MiB: export fewer images per bundle")
+		return nil, fmt.Errorf("index.json would exceed %d MiB (%d entries): export fewer images per bundle", layout.MaxIndexSize>>20, len(idx.Manifests))
 	}
 	return data, nil
 }

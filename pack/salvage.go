@@ -26,7 +26,11 @@ func (s *source) salvage(ctx context.Context, partial string) (blobs int, bytes 
 		return 0, 0, err
 	}
 	defer f.Close()
-	r, err := layout.NewReader(bufio.NewReaderSize(f, 1<<20))
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	r, err := layout.NewReader(bufio.NewReaderSize(f, 1<<20), fi.Size())
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading %s: %w", partial, err)
 	}

@@ -22,6 +22,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/bench"
+	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/testregistry"
 	"github.com/bundle-dev/bundle/layout"
 )
@@ -107,7 +108,7 @@ func (bb *bigBundle) write(t testing.TB, path string, c layout.Compression) {
 	idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex}
 	for _, m := range bb.manifests {
 		d := m.desc
-		d.Annotations = map[string]string{ocispec.AnnotationRefName: m.ref, annotationImageName: m.ref}
+		d.Annotations = map[string]string{ocispec.AnnotationRefName: m.ref, graph.AnnotationImageName: m.ref}
 		idx.Manifests = append(idx.Manifests, d)
 	}
 	idxRaw, _ := json.Marshal(idx)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/layout"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -25,9 +27,6 @@ type blobJob struct {
 	holder  string   // a repository of the target that has it already, to mount from
 }
 
-// opener opens a blob of the bundle for reading, unverified.
-type opener func(d digest.Digest) (io.ReadCloser, error)
-
 // checkTarget asks the target, for every repository, which of its blobs it
 // has, and returns the work left: one job per blob some repository lacks.
 // A failed question stops the import: nothing else would work either.
@@ -37,13 +36,13 @@ func (im *importer) checkTarget(ctx context.Context) ([]*blobJob, error) {
 		desc ocispec.Descriptor
 	}
 	var qs []question
-	for _, repo := range im.plan.repoNames() {
-		for _, b := range im.plan.blobsIn(repo) {
+	for _, repo := range im.plan.names {
+		for _, b := range im.plan.repos[repo].blobs {
 			qs = append(qs, question{repo, b})
 		}
 	}
 	answers := make([]bool, len(qs))
-	err := forEach(ctx, im.concurrency, len(qs), func(ctx context.Context, i int) error {
+	err := forEach(ctx, im.opts.Concurrency, len(qs), func(ctx context.Context, i int) error {
 		has, err := im.reg.blobExists(ctx, qs[i].repo, qs[i].desc.Digest)
 		if err != nil {
 			return fmt.Errorf("asking %s for blob %s: %w", im.reg.name(qs[i].repo), qs[i].desc.Digest, err)
@@ -164,30 +163,75 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 // test process importing a .tar.zst was 51 MiB with 2, 60 with 3, 92 with 8.
 const maxUploadStreams = 2
 
-// pushBlobsAt pushes every job from a random-access source, concurrently,
+// pushBlobsAt pushes every job from a random-access bundle, concurrently,
 // largest first so that no big blob starts last and runs alone.
-func (im *importer) pushBlobsAt(ctx context.Context, jobs []*blobJob, open opener) error {
+func (im *importer) pushBlobsAt(ctx context.Context, jobs []*blobJob) error {
 	jobs = slices.Clone(jobs)
 	slices.SortStableFunc(jobs, func(a, b *blobJob) int { return cmp.Compare(b.desc.Size, a.desc.Size) })
-	return forEach(ctx, min(im.concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
+	return forEach(ctx, min(im.opts.Concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
-		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
-			rc, err := open(j.desc.Digest)
-			if err != nil {
-				return nil, err
-			}
-			return verified(rc, j.desc), nil
-		})
+		im.pushJob(ctx, j, func() (io.ReadCloser, error) { return im.b.Open(j.desc) })
 		return ctx.Err()
 	})
 }
 
-// verified wraps rc so that reading it checks digest and size.
-func verified(rc io.ReadCloser, d ocispec.Descriptor) io.ReadCloser {
-	return struct {
-		io.Reader
-		io.Closer
-	}{verify.NewReader(rc, d), rc}
+// pushBlobsStream pushes blobs as the stream brings them, one at a time. A
+// blob that several repositories lack is kept in a temporary file while it
+// goes to the first, in case the registry will not mount it into the others.
+func (im *importer) pushBlobsStream(ctx context.Context, jobs []*blobJob) error {
+	byDigest := map[digest.Digest]*blobJob{}
+	for _, j := range jobs {
+		byDigest[j.desc.Digest] = j
+	}
+	err := im.b.Blobs(ctx, func(e layout.Entry, d digest.Digest, r io.Reader) error {
+		j := byDigest[d]
+		if j == nil {
+			return nil
+		}
+		delete(byDigest, d)
+		if len(j.missing) > 1 && j.holder == "" {
+			return im.pushViaTemp(ctx, j, r)
+		}
+		used := false
+		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
+			if used {
+				return nil, fmt.Errorf("blob %s: the stream cannot be read twice; import from a .tar file or a directory", d)
+			}
+			used = true
+			return io.NopCloser(verify.NewReader(r, j.desc)), nil
+		})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rest := make([]*blobJob, 0, len(byDigest))
+	for _, j := range byDigest {
+		rest = append(rest, j)
+	}
+	im.missingBlobs(rest, func(digest.Digest) bool { return false })
+	return nil
+}
+
+// pushViaTemp copies a verified blob to a temporary file and pushes from it.
+func (im *importer) pushViaTemp(ctx context.Context, j *blobJob, r io.Reader) error {
+	f, err := os.CreateTemp("", "bundle-blob-*")
+	if err != nil {
+		return fmt.Errorf("keeping blob %s for its %d repositories: %w", j.desc.Digest, len(j.missing), err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, verify.NewReader(r, j.desc)); err != nil {
+		im.blobError(j.desc, j.missing[0], err)
+		return nil
+	}
+	im.pushJob(ctx, j, func() (io.ReadCloser, error) {
+		return io.NopCloser(io.NewSectionReader(f, 0, j.desc.Size)), nil
+	})
+	return nil
 }
 
 type progressWriter struct {

@@ -101,7 +101,7 @@ func (f *fixture) referrer(subject ocispec.Descriptor, artifactType string, seed
 // name lists d in index.json under a full source reference.
 func (f *fixture) name(d ocispec.Descriptor, ref string) {
 	d.Platform = nil
-	d.Annotations = map[string]string{ocispec.AnnotationRefName: ref, annotationImageName: ref}
+	d.Annotations = map[string]string{ocispec.AnnotationRefName: ref, graph.AnnotationImageName: ref}
 	f.entries = append(f.entries, d)
 }
 
@@ -129,9 +129,11 @@ func (f *fixture) bytes(o writeOpts) []byte {
 			f.t.Fatal(err)
 		}
 	}
-	put(layout.LayoutFile, layout.LayoutBytes())
-	if !o.indexLast {
-		put(layout.IndexFile, f.indexJSON())
+	if o.indexLast {
+		// Another tool's order, and its oci-layout.
+		put(layout.LayoutFile, layout.LayoutBytes())
+	} else if err := w.WriteMetadata(f.indexJSON()); err != nil {
+		f.t.Fatal(err)
 	}
 	for _, d := range f.order() {
 		data := f.blobs[d]

@@ -1,36 +1,36 @@
 package unpack
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"io"
-	"os"
 	"sync"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
 
+	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
-	"github.com/bundle-dev/bundle/layout"
 	"github.com/bundle-dev/bundle/referrers"
+	"github.com/bundle-dev/bundle/verify"
 )
 
 // importer is the state of one Import.
 type importer struct {
-	opts        Options
-	t           target
-	reg         *registry
-	plan        *plan
-	images      []*image // parallel to report.Images
-	report      *Report
-	progress    progress.Tracker
-	concurrency int
+	opts     Options
+	t        target
+	b        *verify.Bundle
+	reg      *registry
+	plan     *plan
+	report   *Report
+	progress progress.Tracker
 
-	mu            sync.Mutex
-	blobErr       map[digest.Digest]error
-	manifestState map[string]map[digest.Digest]error // repo -> manifest -> nil once pushed
+	mu      sync.Mutex
+	blobErr map[digest.Digest]error
+	// pushed records, per repository, each manifest's outcome: nil once
+	// it is on the target (pushed or found there).
+	pushed map[string]map[digest.Digest]error
 }
 
 // Import pushes the bundle at file ("-" for opts.Stdin) to opts.Target.
@@ -51,41 +51,47 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 	default:
 		return nil, fmt.Errorf("sparse index handling %q: want single or rewrite", opts.SparseIndex)
 	}
-	im := newImporter(opts, t)
-	im.report.ReferrersMode = string(mode)
-
-	src, err := openSource(ctx, file, opts.Stdin, im.notice)
+	opts = opts.withDefaults()
+	b, err := verify.Open(ctx, file, verify.Options{Stdin: opts.Stdin, Notice: opts.Notice})
 	if err != nil {
 		return nil, err
 	}
-	defer src.close()
-
+	defer b.Close()
+	im := &importer{
+		opts: opts, t: t, b: b, progress: opts.Progress,
+		report:  &Report{Target: opts.Target, DryRun: opts.DryRun, ReferrersMode: string(mode)},
+		blobErr: map[digest.Digest]error{},
+		pushed:  map[string]map[digest.Digest]error{},
+	}
 	resolver, hosts := opts.Remote.Resolver(ctx), opts.Remote.Hosts(ctx)
 	im.reg = &registry{
 		host: t.host, resolver: resolver, hosts: hosts,
 		pub: &referrers.Publisher{Resolver: resolver, Hosts: hosts, Mode: mode},
 	}
-	err = im.run(ctx, src)
+	if im.plan, err = newPlan(b.Graph, t, im.notice); err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", file, err)
+	}
+	for _, i := range im.plan.images {
+		im.report.Images = append(im.report.Images, ImageReport{
+			Source: i.source, Target: t.ref(i.repo, i.tag, i.root.Desc.Digest), Digest: i.root.Desc.Digest.String(),
+		})
+	}
+	err = im.run(ctx)
 	im.report.Duration = time.Since(start)
 	return im.report, err
 }
 
-func newImporter(opts Options, t target) *importer {
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 8
+func (o Options) withDefaults() Options {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 8
 	}
-	if opts.Progress == nil {
-		opts.Progress = progress.Discard{}
+	if o.Progress == nil {
+		o.Progress = progress.Discard{}
 	}
-	if opts.Notice == nil {
-		opts.Notice = func(string, ...any) {}
+	if o.Notice == nil {
+		o.Notice = func(string, ...any) {}
 	}
-	return &importer{
-		opts: opts, t: t, progress: opts.Progress, concurrency: opts.Concurrency,
-		report:        &Report{Target: opts.Target, DryRun: opts.DryRun},
-		blobErr:       map[digest.Digest]error{},
-		manifestState: map[string]map[digest.Digest]error{},
-	}
+	return o
 }
 
 func (im *importer) notice(format string, args ...any) {
@@ -94,29 +100,21 @@ func (im *importer) notice(format string, args ...any) {
 	im.opts.Notice(format, args...)
 }
 
-func (im *importer) run(ctx context.Context, src *source) error {
-	im.plan = newPlan(loadGraph(src.idx, src.get), im.t, im.notice)
-	im.images = im.plan.images
-	for _, i := range im.images {
-		im.report.Images = append(im.report.Images, ImageReport{
-			Source: i.source, Target: im.t.ref(i.repo, i.tag, i.desc.Digest), Digest: i.desc.Digest.String(),
-		})
-	}
+func (im *importer) run(ctx context.Context) error {
 	jobs, err := im.checkTarget(ctx)
 	if err != nil {
 		return remote.Explain(err, im.t.host)
 	}
+	if im.b.Random {
+		jobs = im.missingBlobs(jobs, func(d digest.Digest) bool { _, ok := im.b.Present[d]; return ok })
+	}
 	if im.opts.DryRun {
 		im.dryRunNotices(jobs)
-	}
-	if src.present != nil {
-		jobs = im.missingBlobs(jobs, src.present)
-	}
-	if !im.opts.DryRun {
-		if src.stream != nil {
-			err = im.pushBlobsStream(ctx, src.stream, jobs)
+	} else {
+		if im.b.Random {
+			err = im.pushBlobsAt(ctx, jobs)
 		} else {
-			err = im.pushBlobsAt(ctx, jobs, src.open)
+			err = im.pushBlobsStream(ctx, jobs)
 		}
 		if err != nil {
 			return fmt.Errorf("importing to %s: %w", im.t.host, err)
@@ -131,32 +129,27 @@ func (im *importer) run(ctx context.Context, src *source) error {
 // pushGraph pushes manifests (children first), then tags, then referrers,
 // then cosign tags, and fills the report.
 func (im *importer) pushGraph(ctx context.Context) error {
-	for _, repo := range im.plan.repoNames() {
-		var roots []digest.Digest
-		for _, i := range im.images {
-			if i.repo == repo && i.err == nil && !i.cosign {
-				roots = append(roots, i.desc.Digest)
-			}
-		}
-		im.pushManifests(ctx, repo, roots)
+	for _, name := range im.plan.names {
+		im.pushLevels(ctx, name, im.plan.repos[name].levels)
 	}
-	_ = forEach(ctx, im.concurrency, len(im.images), func(ctx context.Context, k int) error {
-		if i := im.images[k]; i.err == nil && !i.cosign {
+	images := im.plan.images
+	_ = forEach(ctx, im.opts.Concurrency, len(images), func(ctx context.Context, k int) error {
+		if i := images[k]; i.err == nil && !i.cosign {
 			i.err = im.tagImage(ctx, i, &im.report.Images[k])
 		}
 		return nil
 	})
-	if im.opts.DryRun && len(im.plan.referrers) > 0 && im.reg.pub.Mode != referrers.ModeAPI && im.reg.pub.Mode != referrers.ModeTag {
-		if has, err := im.reg.pub.HasAPI(ctx, im.reg.name(im.plan.repoNames()[0])); err == nil {
+	if im.opts.DryRun && im.reg.pub.Mode != referrers.ModeAPI && im.reg.pub.Mode != referrers.ModeTag && im.hasReferrers() {
+		if has, err := im.reg.pub.HasAPI(ctx, im.reg.name(im.plan.names[0])); err == nil {
 			im.report.ReferrersMode = map[bool]string{true: string(referrers.ModeAPI), false: string(referrers.ModeTag)}[has]
 		}
 	}
-	for _, repo := range im.plan.repoNames() {
-		if err := im.publishReferrers(ctx, repo); err != nil {
+	for _, name := range im.plan.names {
+		if err := im.publishReferrers(ctx, im.plan.repos[name]); err != nil {
 			im.report.Failed = append(im.report.Failed, err.Error())
 		}
 	}
-	for _, i := range im.images {
+	for _, i := range images {
 		if i.err == nil && i.cosign {
 			i.err = im.tagCosign(ctx, i)
 		}
@@ -167,12 +160,22 @@ func (im *importer) pushGraph(ctx context.Context) error {
 	return im.finish()
 }
 
+func (im *importer) hasReferrers() bool {
+	for _, rp := range im.plan.repos {
+		if len(rp.referrers) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (im *importer) finish() error {
 	failed := 0
-	for k, i := range im.images {
+	for k, i := range im.plan.images {
 		rep := &im.report.Images[k]
-		if _, tried := im.state(i.repo, i.desc.Digest); i.err == nil && !tried {
-			i.err = fmt.Errorf("not pushed: the import stopped before it")
+		rep.Referrers = i.referrers
+		if _, tried := im.state(i.repo, i.root.Desc.Digest); i.err == nil && !tried {
+			i.err = errors.New("not pushed: the import stopped before it")
 		}
 		if i.err != nil {
 			failed++
@@ -187,7 +190,7 @@ func (im *importer) finish() error {
 	}
 	if len(im.report.Failed) > 0 {
 		return fmt.Errorf("import to %s: %d of %d images failed, %d other problems: %s",
-			im.t.host, failed, len(im.images), len(im.report.Failed)-failed, joinNames(im.report.Failed))
+			im.t.host, failed, len(im.plan.images), len(im.report.Failed)-failed, joinNames(im.report.Failed))
 	}
 	return nil
 }
@@ -199,98 +202,30 @@ func (im *importer) dryRunNotices(jobs []*blobJob) {
 			missing[r]++
 		}
 	}
-	for _, repo := range im.plan.repoNames() {
-		im.notice("%s: %d blobs to push, %d manifests", im.reg.name(repo), missing[repo], len(im.plan.manifestOrder(repo, im.rootsIn(repo))))
+	for _, name := range im.plan.names {
+		n := 0
+		for _, l := range im.plan.repos[name].levels {
+			n += len(l)
+		}
+		im.notice("%s: %d blobs to push, %d manifests", im.reg.name(name), missing[name], n)
 	}
 }
 
-func (im *importer) rootsIn(repo string) []digest.Digest {
-	var out []digest.Digest
-	for d := range im.plan.repos[repo] {
-		if _, ok := im.plan.g.manifests[d]; ok {
-			out = append(out, d)
-		}
-	}
-	return out
+func (im *importer) state(repo string, d digest.Digest) (error, bool) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	err, ok := im.pushed[repo][d]
+	return err, ok
 }
 
-// pushBlobsStream pushes blobs as the stream brings them, one at a time. A
-// blob that several repositories lack is kept in a temporary file while it
-// goes to the first, in case the registry will not mount it into the others.
-func (im *importer) pushBlobsStream(ctx context.Context, st *stream, jobs []*blobJob) error {
-	byDigest := map[digest.Digest]*blobJob{}
-	for _, j := range jobs {
-		byDigest[j.desc.Digest] = j
+func (im *importer) setState(repo string, d digest.Digest, err error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.pushed[repo] == nil {
+		im.pushed[repo] = map[digest.Digest]error{}
 	}
-	handle := func(e layout.Entry, r io.Reader) error {
-		d, err := layout.ParseBlobPath(e.Name)
-		if err != nil {
-			return nil
-		}
-		j := byDigest[d]
-		if j == nil {
-			return nil
-		}
-		delete(byDigest, d)
-		if len(j.missing) > 1 && j.holder == "" {
-			return im.pushViaTemp(ctx, j, r)
-		}
-		used := false
-		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
-			if used {
-				return nil, fmt.Errorf("blob %s: the stream cannot be read twice; import from a .tar file or a directory", d)
-			}
-			used = true
-			return io.NopCloser(verified(io.NopCloser(r), j.desc)), nil
-		})
-		return nil
-	}
-	if !st.done {
-		first := io.Reader(st.r)
-		if st.firstData != nil {
-			first = bytes.NewReader(st.firstData)
-		}
-		if err := handle(st.first, first); err != nil {
-			return err
-		}
-		for ctx.Err() == nil {
-			e, err := st.r.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return err
-			}
-			if err := handle(e, st.r); err != nil {
-				return err
-			}
-		}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	rest := make([]*blobJob, 0, len(byDigest))
-	for _, j := range byDigest {
-		rest = append(rest, j)
-	}
-	im.missingBlobs(rest, func(digest.Digest) bool { return false })
-	return nil
+	im.pushed[repo][d] = err
 }
 
-// pushViaTemp copies a verified blob to a temporary file and pushes from it.
-func (im *importer) pushViaTemp(ctx context.Context, j *blobJob, r io.Reader) error {
-	f, err := os.CreateTemp("", "bundle-blob-*")
-	if err != nil {
-		return fmt.Errorf("keeping blob %s for its %d repositories: %w", j.desc.Digest, len(j.missing), err)
-	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	if _, err := io.Copy(f, verified(io.NopCloser(r), j.desc)); err != nil {
-		im.blobError(j.desc, j.missing[0], err)
-		return nil
-	}
-	im.pushJob(ctx, j, func() (io.ReadCloser, error) {
-		return io.NopCloser(io.NewSectionReader(f, 0, j.desc.Size)), nil
-	})
-	return nil
-}
+// node is the manifest d of the bundle.
+func (im *importer) node(d digest.Digest) *graph.Node { return im.plan.g.Node(d) }

@@ -260,8 +260,10 @@ func TestImportReadsEveryKindOfSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// A file in another tool's order is read twice; only a
+			// stream from stdin is spooled.
 			spooled := strings.Contains(strings.Join(notices, "\n"), "spooling")
-			if spooled != strings.Contains(tc.name, "last") {
+			if spooled != (strings.Contains(tc.name, "last") && strings.HasPrefix(tc.name, "stdin")) {
 				t.Fatalf("spooled %v; notices %q", spooled, notices)
 			}
 			mustHave(t, reg, repo+"/team/app", "1.0", img.Digest)

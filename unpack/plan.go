@@ -1,8 +1,10 @@
 package unpack
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -10,191 +12,310 @@ import (
 	"github.com/bundle-dev/bundle/internal/graph"
 )
 
-// image is one named (or unnamed) root of index.json as it lands.
+// maxPlanned bounds the (repository, object) pairs of one import: what the
+// target is asked about and pushed. A bundle of 10,000 small signed images
+// plans about 100,000; the bound keeps a small hostile index.json that
+// names one large graph in many repositories from planning without end.
+const maxPlanned = 4_000_000
+
+// image is one index.json entry that lands under a name (or by digest).
 type image struct {
 	source string // the name in the bundle, or the digest when unnamed
 	repo   string
 	tag    string // "" pushes by digest only
-	desc   ocispec.Descriptor
+	root   graph.Root
 	cosign bool // a cosign .sig/.att/.sbom tag, published after referrers
 	err    error
+	// referrers counts the referrers in the image's tree.
+	referrers int
 }
 
-// referrer is a manifest with a subject, pushed into every repository its
-// subject lands in.
-type referrer struct {
-	desc    ocispec.Descriptor // as the referrers list reports it
-	subject ocispec.Descriptor
-}
+func (i *image) node() *graph.Node { return i.root.Node }
 
-// plan is the whole import, worked out before anything is pushed.
-type plan struct {
-	g         *bundleGraph
+// repoPlan is what one target repository must end with.
+type repoPlan struct {
+	name      string
+	need      map[digest.Digest]bool // manifests and blobs
 	images    []*image
-	referrers []referrer
-	// repos: for each target repository, every digest (manifest or blob)
-	// that must be there.
-	repos map[string]map[digest.Digest]bool
+	levels    [][]*graph.Node // the images' manifests, children before parents
+	refLevels [][]*graph.Node // the manifests the referrers bring
+	blobs     []ocispec.Descriptor
+	referrers map[digest.Digest][]*graph.Node // subject -> referrers to list
 }
 
-func newPlan(g *bundleGraph, t target, notice func(string, ...any)) *plan {
-	p := &plan{g: g, repos: map[string]map[digest.Digest]bool{}}
-	for _, d := range g.index.Manifests {
-		name := sourceName(d)
-		n := g.manifests[d.Digest]
-		if name == "" && n.m != nil && n.m.Subject != nil {
-			p.referrers = append(p.referrers, referrer{desc: referrerDesc(n), subject: *n.m.Subject})
+// plan is the whole import, worked out before anything is pushed. Every
+// step is linear in the graph and the repositories' contents.
+type plan struct {
+	g        *graph.Graph
+	images   []*image
+	repos    map[string]*repoPlan
+	names    []string // repository names, sorted
+	listed   map[digest.Digest]bool
+	blobs    map[digest.Digest]ocispec.Descriptor
+	planned  int
+	notice   func(string, ...any)
+	orphaned []*graph.Node // referrers whose subject no image contains
+}
+
+func newPlan(g *graph.Graph, t target, notice func(string, ...any)) (*plan, error) {
+	p := &plan{g: g, repos: map[string]*repoPlan{}, listed: map[digest.Digest]bool{}, blobs: map[digest.Digest]ocispec.Descriptor{}, notice: notice}
+	for _, r := range g.Roots {
+		if r.Kind == graph.Referrer {
+			p.listed[r.Desc.Digest] = true
 			continue
 		}
-		p.images = append(p.images, p.image(d, name, t, notice))
+		p.images = append(p.images, p.image(r, t))
 	}
 	for _, im := range p.images {
-		if im.err == nil {
-			p.addClosure(im.repo, im.desc.Digest)
+		if im.err != nil {
+			continue
+		}
+		rp := p.repo(im.repo)
+		rp.images = append(rp.images, im)
+		if err := p.close(rp, im.root.Desc); err != nil {
+			return nil, err
 		}
 	}
-	p.placeReferrers(notice)
-	return p
+	p.names = slices.Sorted(maps.Keys(p.repos))
+	placed := map[digest.Digest]bool{}
+	for _, name := range p.names {
+		rp := p.repos[name]
+		rp.levels = levels(p.g, rp.need)
+		before := maps.Clone(rp.need)
+		if err := p.placeReferrers(rp, placed); err != nil {
+			return nil, err
+		}
+		added := map[digest.Digest]bool{}
+		for d := range rp.need {
+			if !before[d] {
+				added[d] = true
+			}
+		}
+		rp.refLevels = levels(p.g, added)
+		rp.blobs = p.blobsIn(rp)
+	}
+	for _, r := range g.Roots {
+		if r.Kind == graph.Referrer && !placed[r.Desc.Digest] {
+			p.orphaned = append(p.orphaned, r.Node)
+			notice("referrer %s refers to %s, which no imported image contains: skipped", r.Desc.Digest, r.Subject)
+		}
+	}
+	if err := p.countReferrers(); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-func (p *plan) image(d ocispec.Descriptor, name string, t target, notice func(string, ...any)) *image {
-	im := &image{source: name, desc: d}
-	if name == "" {
-		im.source = d.Digest.String()
+func (p *plan) repo(name string) *repoPlan {
+	rp := p.repos[name]
+	if rp == nil {
+		rp = &repoPlan{name: name, need: map[digest.Digest]bool{}, referrers: map[digest.Digest][]*graph.Node{}}
+		p.repos[name] = rp
+	}
+	return rp
+}
+
+func (p *plan) image(r graph.Root, t target) *image {
+	im := &image{source: r.Name, root: r, cosign: r.Kind == graph.CosignTag}
+	if r.Name == "" {
+		im.source = r.Desc.Digest.String()
 		if t.prefix == "" {
-			im.err = fmt.Errorf("image %s has no name in the bundle: give --target HOST/REPOSITORY to name its repository", d.Digest)
+			im.err = fmt.Errorf("image %s has no name in the bundle: give --target HOST/REPOSITORY to name its repository", r.Desc.Digest)
 			return im
 		}
 		im.repo = t.prefix
-		notice("image %s has no name in the bundle: pushing it by digest to %s", d.Digest, t.ref(im.repo, "", d.Digest))
+		p.notice("image %s has no name in the bundle: pushing it by digest to %s", r.Desc.Digest, t.ref(im.repo, "", r.Desc.Digest))
 		return im
 	}
-	m, err := t.mapName(name)
+	m, err := t.mapName(r.Name)
 	if err != nil {
 		im.err = err
 		return im
 	}
-	im.repo, im.tag, im.cosign = m.repo, m.tag, isCosignTag(m.tag)
+	im.repo, im.tag = m.repo, m.tag
 	if m.bare {
-		notice("image %q has only a tag in the bundle: pushing it to repository %s", name, t.host+"/"+m.repo)
+		p.notice("image %q has only a tag in the bundle: pushing it to repository %s", r.Name, t.host+"/"+m.repo)
 	}
 	return im
 }
 
-// referrerDesc is the descriptor a referrers list carries for n.
-func referrerDesc(n *node) ocispec.Descriptor {
-	d := n.pushDesc()
-	d.ArtifactType = n.m.ArtifactTypeOf()
-	d.Annotations = n.m.Annotations
-	return d
+// close adds d and everything below it to rp, and returns the manifests
+// it added, for the referrer placement to look at.
+func (p *plan) close(rp *repoPlan, d ocispec.Descriptor) error {
+	_, err := p.closeFrom(rp, d)
+	return err
 }
 
-// addClosure marks root and everything below it as needed in repo.
-func (p *plan) addClosure(repo string, root digest.Digest) {
-	need := p.repos[repo]
-	if need == nil {
-		need = map[digest.Digest]bool{}
-		p.repos[repo] = need
-	}
-	var walk func(d digest.Digest)
-	walk = func(d digest.Digest) {
-		if need[d] {
-			return
-		}
-		need[d] = true
-		if n := p.g.manifests[d]; n != nil && n.m != nil {
-			for _, c := range n.m.Children() {
-				walk(c.Digest)
-			}
-		}
-	}
-	walk(root)
-}
-
-// placeReferrers puts each referrer into every repository of its subject,
-// repeating until referrers of referrers have found their place too.
-func (p *plan) placeReferrers(notice func(string, ...any)) {
-	placed := map[digest.Digest]map[string]bool{}
-	for changed := true; changed; {
-		changed = false
-		for _, r := range p.referrers {
-			for _, repo := range p.repoNames() {
-				if !p.repos[repo][r.subject.Digest] || placed[r.desc.Digest][repo] {
-					continue
-				}
-				if placed[r.desc.Digest] == nil {
-					placed[r.desc.Digest] = map[string]bool{}
-				}
-				placed[r.desc.Digest][repo] = true
-				p.addClosure(repo, r.desc.Digest)
-				changed = true
-			}
-		}
-	}
-	for _, r := range p.referrers {
-		if len(placed[r.desc.Digest]) == 0 {
-			notice("referrer %s (%s) refers to %s, which no imported image contains: skipped", r.desc.Digest, r.desc.ArtifactType, r.subject.Digest)
-		}
-	}
-}
-
-func (p *plan) repoNames() []string {
-	out := make([]string, 0, len(p.repos))
-	for r := range p.repos {
-		out = append(out, r)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// referrersIn lists, per subject, the referrers to publish in repo.
-func (p *plan) referrersIn(repo string) map[digest.Digest][]referrer {
-	out := map[digest.Digest][]referrer{}
-	for _, r := range p.referrers {
-		if p.repos[repo][r.desc.Digest] {
-			out[r.subject.Digest] = append(out[r.subject.Digest], r)
-		}
-	}
-	return out
-}
-
-// blobsIn lists the blobs (not manifests) needed in repo, sorted.
-func (p *plan) blobsIn(repo string) []ocispec.Descriptor {
-	var out []ocispec.Descriptor
-	for d := range p.repos[repo] {
-		if _, isManifest := p.g.manifests[d]; isManifest {
+func (p *plan) closeFrom(rp *repoPlan, d ocispec.Descriptor) ([]*graph.Node, error) {
+	var added []*graph.Node
+	queue := []ocispec.Descriptor{d}
+	for len(queue) > 0 {
+		d := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		if rp.need[d.Digest] {
 			continue
 		}
-		if b, ok := p.g.blobs[d]; ok {
-			out = append(out, b)
+		if p.planned++; p.planned > maxPlanned {
+			return nil, fmt.Errorf("the bundle asks for more than %d objects across its repositories (a limit of bundle): split it", maxPlanned)
+		}
+		rp.need[d.Digest] = true
+		n := p.g.Node(d.Digest)
+		if n == nil {
+			if _, ok := p.blobs[d.Digest]; !ok {
+				p.blobs[d.Digest] = d
+			}
+			continue
+		}
+		added = append(added, n)
+		queue = append(queue, n.Children()...)
+	}
+	return added, nil
+}
+
+// placeReferrers puts into rp every listed referrer of what rp holds, and
+// what those need, and their referrers in turn: one pass over a queue of
+// the repository's manifests, each looked at once.
+func (p *plan) placeReferrers(rp *repoPlan, placed map[digest.Digest]bool) error {
+	var queue []*graph.Node
+	for d := range rp.need {
+		if n := p.g.Node(d); n != nil {
+			queue = append(queue, n)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Digest < out[j].Digest })
+	// A deterministic order, whatever the map's.
+	slices.SortFunc(queue, func(a, b *graph.Node) int { return cmp.Compare(a.Desc.Digest, b.Desc.Digest) })
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, r := range n.Referrers {
+			if !p.listed[r.Desc.Digest] || r.Err != nil {
+				continue
+			}
+			rp.referrers[n.Desc.Digest] = append(rp.referrers[n.Desc.Digest], r)
+			placed[r.Desc.Digest] = true
+			added, err := p.closeFrom(rp, r.Desc)
+			if err != nil {
+				return err
+			}
+			queue = append(queue, added...)
+		}
+	}
+	return nil
+}
+
+// blobsIn lists the blobs (not manifests) rp needs, sorted.
+func (p *plan) blobsIn(rp *repoPlan) []ocispec.Descriptor {
+	var out []ocispec.Descriptor
+	for d := range rp.need {
+		if p.g.Node(d) == nil {
+			out = append(out, p.blobs[d])
+		}
+	}
+	slices.SortFunc(out, func(a, b ocispec.Descriptor) int { return cmp.Compare(a.Digest, b.Digest) })
 	return out
 }
 
-// manifestOrder lists the manifests needed in repo, children before parents.
-func (p *plan) manifestOrder(repo string, roots []digest.Digest) []*node {
-	var out []*node
-	seen := map[digest.Digest]bool{}
-	var walk func(d digest.Digest)
-	walk = func(d digest.Digest) {
-		n := p.g.manifests[d]
-		if n == nil || seen[d] {
-			return
+// levels splits the manifests of need into levels: each holds only
+// manifests whose child manifests are all in earlier levels, so that a
+// level can be pushed side by side. Iterative, each manifest once.
+func levels(g *graph.Graph, need map[digest.Digest]bool) [][]*graph.Node {
+	level := map[digest.Digest]int{}
+	type frame struct {
+		n    *graph.Node
+		next int
+	}
+	var out [][]*graph.Node
+	roots := slices.Sorted(maps.Keys(need))
+	for _, d := range roots {
+		n := g.Node(d)
+		if n == nil {
+			continue
 		}
-		seen[d] = true
-		if n.m != nil {
-			for _, c := range n.m.Children() {
-				if graph.IsManifest(c.MediaType) {
-					walk(c.Digest)
+		if _, done := level[d]; done {
+			continue
+		}
+		level[d] = -1 // on the stack
+		stack := []frame{{n: n}}
+		for len(stack) > 0 {
+			f := &stack[len(stack)-1]
+			children := f.n.Children()
+			if f.next < len(children) {
+				c := g.Node(children[f.next].Digest)
+				f.next++
+				if c != nil && need[c.Desc.Digest] {
+					if _, seen := level[c.Desc.Digest]; !seen {
+						level[c.Desc.Digest] = -1
+						stack = append(stack, frame{n: c})
+					}
+				}
+				continue
+			}
+			l := 0
+			for _, c := range children {
+				if cl, ok := level[c.Digest]; ok && need[c.Digest] && g.Node(c.Digest) != nil && cl+1 > l {
+					l = cl + 1
+				}
+			}
+			level[f.n.Desc.Digest] = l
+			for len(out) <= l {
+				out = append(out, nil)
+			}
+			out[l] = append(out[l], f.n)
+			stack = stack[:len(stack)-1]
+		}
+	}
+	return out
+}
+
+// countReferrers credits each image with the referrers in its tree: a walk
+// from each distinct root over children and listed referrers, each
+// manifest once per root.
+func (p *plan) countReferrers() error {
+	counts := map[digest.Digest]int{}
+	for _, im := range p.images {
+		if im.err != nil {
+			continue
+		}
+		d := im.root.Desc.Digest
+		if n, ok := counts[d]; ok {
+			im.referrers = n
+			continue
+		}
+		seen := map[digest.Digest]bool{d: true}
+		queue := []digest.Digest{d}
+		n := 0
+		for len(queue) > 0 {
+			node := p.g.Node(queue[0])
+			queue = queue[1:]
+			if node == nil {
+				continue
+			}
+			if p.planned++; p.planned > maxPlanned {
+				return fmt.Errorf("the bundle asks for more than %d objects across its images (a limit of bundle): split it", maxPlanned)
+			}
+			next := node.Children()
+			for _, r := range node.Referrers {
+				if p.listed[r.Desc.Digest] && !seen[r.Desc.Digest] {
+					n++
+				}
+				next = append(next, r.Desc)
+			}
+			for _, c := range next {
+				if !seen[c.Digest] && p.g.Node(c.Digest) != nil && (p.listed[c.Digest] || !isReferrerOf(p.g, c.Digest)) {
+					seen[c.Digest] = true
+					queue = append(queue, c.Digest)
 				}
 			}
 		}
-		out = append(out, n)
+		counts[d] = n
+		im.referrers = n
 	}
-	for _, r := range roots {
-		walk(r)
-	}
-	return out
+	return nil
+}
+
+// isReferrerOf reports whether d is a manifest with a subject: referrers
+// are walked only when listed.
+func isReferrerOf(g *graph.Graph, d digest.Digest) bool {
+	n := g.Node(d)
+	return n != nil && n.Subject() != ""
 }

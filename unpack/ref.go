@@ -3,17 +3,11 @@ package unpack
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
-
-// annotationImageName is containerd's full-reference annotation; our bundles
-// write it beside ref.name, other tools may write only one of the two.
-const annotationImageName = "io.containerd.image.name"
 
 // target is --target split into its registry host and repository prefix.
 type target struct {
@@ -51,18 +45,6 @@ func (t target) ref(repo, tag string, d digest.Digest) string {
 	return t.host + "/" + repo + "@" + d.String()
 }
 
-// sourceName is the reference an index.json entry was exported from:
-// containerd's full name when it has one, else ref.name (which other tools
-// often set to a bare tag).
-func sourceName(d ocispec.Descriptor) string {
-	full := d.Annotations[annotationImageName]
-	name := d.Annotations[ocispec.AnnotationRefName]
-	if strings.Contains(full, "/") || name == "" {
-		return full
-	}
-	return name
-}
-
 // mapped is where an index.json entry lands on the target.
 type mapped struct {
 	repo string
@@ -90,10 +72,3 @@ func (t target) mapName(name string) (mapped, error) {
 	}
 	return m, nil
 }
-
-// cosignTag matches the tags cosign attaches signatures, attestations and
-// SBOMs under: <alg>-<hex>.sig|.att|.sbom.
-var cosignTag = regexp.MustCompile(`^(sha256|sha512)-([0-9a-f]{64,128})\.(sig|att|sbom)$`)
-
-// isCosignTag reports whether tag is a cosign attachment tag.
-func isCosignTag(tag string) bool { return cosignTag.MatchString(tag) }

@@ -25,7 +25,7 @@ func TestBundleAcceptsCompleteBundlesInEveryCompression(t *testing.T) {
 			t.Run(string(c)+map[bool]string{false: "", true: "/index last"}[indexLast], func(t *testing.T) {
 				f, _ := standardFixture(t)
 				p := writeFile(t, t.TempDir(), "b"+extFor(c), f.archive(c, indexLast), true)
-				rep, err := Bundle(context.Background(), p, Options{})
+				rep, err := Check(context.Background(), p, Options{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -99,12 +99,13 @@ func TestBundleReportsGraphProblems(t *testing.T) {
 			want: []want{{SeverityError, "subject of referrer"}},
 		},
 		{
-			name: "referrer not listed in index.json is adopted",
+			// import pushes what index.json lists, and verify checks that.
+			name: "referrer not listed in index.json is an orphan",
 			mutate: func(f *fixture, s standard) {
 				f.referrer(s.single, "application/spdx+json", 9)
 			},
 			wantOK: true,
-			want:   []want{{SeverityInfo, "not listed in index.json"}},
+			want:   []want{{SeverityWarning, "orphan blob"}},
 		},
 		{
 			name: "absent foreign layer is info",
@@ -153,7 +154,7 @@ func TestBundleReportsGraphProblems(t *testing.T) {
 			f, s := standardFixture(t)
 			tc.mutate(f, s)
 			p := writeFile(t, t.TempDir(), "b.tar.zst", f.archive(layout.Zstd, false), true)
-			rep, err := Bundle(context.Background(), p, Options{})
+			rep, err := Check(context.Background(), p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -203,7 +204,7 @@ func TestBundleChecksSidecar(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			rep, err := Bundle(context.Background(), p, Options{})
+			rep, err := Check(context.Background(), p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +217,7 @@ func TestBundleChecksSidecar(t *testing.T) {
 
 func TestBundleReadsStdin(t *testing.T) {
 	f, _ := standardFixture(t)
-	rep, err := Bundle(context.Background(), "-", Options{Stdin: bytes.NewReader(f.archive(layout.Gzip, false))})
+	rep, err := Check(context.Background(), "-", Options{Stdin: bytes.NewReader(f.archive(layout.Gzip, false))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,12 +230,12 @@ func TestBundleCannotStartWithoutAFile(t *testing.T) {
 	dir := t.TempDir()
 	for name, path := range map[string]string{"missing file": dir + "/nope.tar", "directory": dir} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := Bundle(context.Background(), path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
+			if _, err := Check(context.Background(), path, Options{}); err == nil || !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %v, want one naming %s", err, path)
 			}
 		})
 	}
-	if _, err := Bundle(context.Background(), "-", Options{}); err == nil {
+	if _, err := Check(context.Background(), "-", Options{}); err == nil {
 		t.Error("stdin without a reader: no error")
 	}
 }
@@ -255,7 +256,7 @@ func BenchmarkBundle(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/sidecar=%v", c, sidecar), func(b *testing.B) {
 				b.SetBytes(64 << 20)
 				for b.Loop() {
-					rep, err := Bundle(context.Background(), p, Options{})
+					rep, err := Check(context.Background(), p, Options{})
 					if err != nil || !rep.OK {
 						b.Fatal(err, rep)
 					}
@@ -277,7 +278,7 @@ func TestBundleStopsWhenCancelled(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "b.tar", f.archive(layout.None, false), true)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Bundle(ctx, p, Options{}); !errors.Is(err, context.Canceled) {
+	if _, err := Check(ctx, p, Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 }

@@ -1,140 +1,128 @@
 package verify
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
-	"github.com/bundle-dev/bundle/internal/graph"
-	"github.com/bundle-dev/bundle/layout"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/layout"
 )
 
-// Annotations naming an image in index.json.
-const (
-	annotationContainerdName = "io.containerd.image.name"
-)
-
-// checker walks the graph from index.json once the pass is over, since
-// foreign archives may carry index.json last.
+// checker walks the loaded graph once: every edge (index.json entry,
+// child, subject) is checked against what the bundle holds, each
+// manifest's edges once, so the work is linear in the graph.
 type checker struct {
-	s       *scan
+	b       *Bundle
+	rep     *Report
+	damaged map[digest.Digest]bool
 	reached map[digest.Digest]bool
+	// said keeps one problem per digest and kind: a blob that a thousand
+	// manifests need is missing once.
+	said map[string]bool
 	// leftOut holds digests a sparse index leaves out on purpose: their
 	// referrers may point at them without that being damage.
 	leftOut map[digest.Digest]bool
 }
 
-func checkGraph(s *scan, rep *Report) {
-	if !s.layoutSeen && s.complete {
-		s.add(Problem{Severity: SeverityError, Entry: layout.LayoutFile, Message: "no oci-layout file: this is not an OCI image layout archive"})
+func checkGraph(b *Bundle, damaged map[digest.Digest]bool, rep *Report) {
+	c := &checker{b: b, rep: rep, damaged: damaged, reached: map[digest.Digest]bool{}, said: map[string]bool{}, leftOut: map[digest.Digest]bool{}}
+	g := b.Graph
+	for _, r := range g.Roots {
+		c.edge(r.Desc, nil, layout.IndexFile)
+		if r.Kind == graph.Image && r.Name != "" {
+			rep.Images = append(rep.Images, r.Name)
+		}
 	}
-	switch {
-	case !s.complete:
-		s.add(Problem{Severity: SeverityInfo, Message: "graph completeness not checked: the archive could not be read to its end"})
-		return
-	case !s.indexSeen:
-		s.add(Problem{Severity: SeverityError, Entry: layout.IndexFile, Message: "no index.json: nothing says which images the bundle holds; export it again"})
-		return
-	case s.index == nil:
-		return // already reported as unparsable
+	for _, n := range g.Nodes() {
+		from := "manifest " + n.Desc.Digest.String()
+		for _, child := range n.Children() {
+			c.edge(child, n, from)
+		}
 	}
-	c := &checker{s: s, reached: map[digest.Digest]bool{}, leftOut: map[digest.Digest]bool{}}
-	for _, d := range s.index.Manifests {
-		c.visit(d, nil, layout.IndexFile)
+	for _, n := range g.Nodes() {
+		if n.Manifest != nil && n.Manifest.Subject != nil {
+			c.subject(n, *n.Manifest.Subject)
+		}
 	}
-	c.closeOverReferrers()
+	for _, n := range g.Nodes() {
+		if n.Err == nil {
+			if _, ok := b.Present[n.Desc.Digest]; ok {
+				rep.Manifests++
+			}
+		}
+	}
 	c.orphans()
-	for _, d := range s.index.Manifests {
-		if name := imageName(d); name != "" {
-			rep.Images = append(rep.Images, name)
-		}
-	}
-	for d := range c.reached {
-		if s.manifests[d] != nil {
-			rep.Manifests++
-		}
+	if b.Written() {
+		c.order()
 	}
 }
 
-// imageName is the reference an index.json entry records, "" for an
-// untagged referrer entry.
-func imageName(d ocispec.Descriptor) string {
-	if n := d.Annotations[annotationContainerdName]; n != "" {
-		return n
-	}
-	return d.Annotations[ocispec.AnnotationRefName]
-}
-
-func (c *checker) problem(sev string, d ocispec.Descriptor, format string, args ...any) {
-	p := Problem{Severity: sev, Digest: string(d.Digest), Message: fmt.Sprintf(format, args...)}
-	if d.Digest.Validate() == nil {
-		p.Entry = layout.BlobPath(d.Digest)
-	}
-	c.s.add(p)
-}
-
-func (c *checker) visit(d ocispec.Descriptor, parent *graph.Manifest, from string) {
-	if err := d.Digest.Validate(); err != nil {
-		c.problem(SeverityError, d, "%s lists an invalid digest %q: %v", from, d.Digest, err)
+func (c *checker) problem(sev, code string, d digest.Digest, format string, args ...any) {
+	key := code + " " + d.String()
+	if c.said[key] {
 		return
 	}
-	size, ok := c.s.sizes[d.Digest]
+	c.said[key] = true
+	p := Problem{Severity: sev, Code: code, Digest: string(d), Message: fmt.Sprintf(format, args...)}
+	if d.Validate() == nil {
+		p.Entry = layout.BlobPath(d)
+	}
+	c.rep.add(p)
+}
+
+// edge checks one descriptor that parent (nil for index.json) lists.
+func (c *checker) edge(d ocispec.Descriptor, parent *graph.Node, from string) {
+	if err := d.Digest.Validate(); err != nil {
+		c.problem(SeverityError, "invalid-digest", d.Digest, "%s lists an invalid digest %q: %v", from, d.Digest, err)
+		return
+	}
+	c.reached[d.Digest] = true
+	size, ok := c.b.Present[d.Digest]
 	if !ok {
 		c.missing(d, parent, from)
 		return
 	}
 	if graph.IsForeign(d) {
-		c.problem(SeverityInfo, d, "foreign (non-distributable) layer %s from %s is carried in the bundle", d.Digest, from)
+		c.problem(SeverityInfo, "foreign-layer", d.Digest, "foreign (non-distributable) layer %s from %s is carried in the bundle", d.Digest, from)
 	}
 	if size != d.Size {
-		c.problem(SeverityError, d, "%s declares %s as %d bytes but the bundle holds %d bytes: export it again", from, d.Digest, d.Size, size)
-	}
-	m := c.s.manifests[d.Digest]
-	if graph.IsManifest(d.MediaType) && m == nil {
-		why := "it is not a manifest"
-		if err := c.s.notManifest[d.Digest]; err != nil {
-			why = err.Error()
-		} else if size > graph.MaxManifestSize {
-			why = "it is larger than 4 MiB"
-		}
-		c.problem(SeverityError, d, "manifest %s (%s, from %s) cannot be read: %s", d.Digest, d.MediaType, from, why)
-	}
-	if c.reached[d.Digest] {
+		c.problem(SeverityError, "size-mismatch", d.Digest, "%s declares %s as %d bytes but the bundle holds %d bytes: export it again", from, d.Digest, d.Size, size)
 		return
 	}
-	c.reached[d.Digest] = true
-	// A descriptor without a media type is walked when its content is a
-	// manifest; typed blobs (config, layers) never are.
-	if m == nil || !(graph.IsManifest(d.MediaType) || d.MediaType == "") {
+	if !graph.IsManifest(d.MediaType) {
 		return
 	}
-	for _, child := range m.Children() {
-		c.visit(child, m, "manifest "+d.Digest.String())
+	if n := c.b.Graph.Node(d.Digest); n != nil && n.Err != nil && !c.damaged[d.Digest] {
+		c.problem(SeverityError, "bad-manifest", d.Digest, "manifest %s (%s, from %s) cannot be read: %v", d.Digest, d.MediaType, from, n.Err)
 	}
 }
 
 // missing classifies an absent descriptor: left out on purpose (info) or
 // a hole in the bundle (error).
-func (c *checker) missing(d ocispec.Descriptor, parent *graph.Manifest, from string) {
+func (c *checker) missing(d ocispec.Descriptor, parent *graph.Node, from string) {
 	switch {
 	case graph.IsForeign(d):
-		c.problem(SeverityInfo, d, "foreign (non-distributable) layer %s from %s is not carried: the target fetches it from its own source", d.Digest, from)
-	case parent != nil && graph.IsIndex(parent.MediaType) && c.siblingPresent(parent, d.Digest):
+		c.problem(SeverityInfo, "foreign-layer", d.Digest, "foreign (non-distributable) layer %s from %s is not carried: the target fetches it from its own source", d.Digest, from)
+	case parent != nil && graph.IsIndex(parent.MediaType()) && c.siblingPresent(parent, d.Digest):
 		c.leftOut[d.Digest] = true
-		c.problem(SeverityInfo, d, "%s (%s) left out of sparse index %s", d.Digest, platformOf(d), from)
-	case isAttestationFor(d, c.s.sizes):
+		c.problem(SeverityInfo, "left-out", d.Digest, "%s (%s) left out of sparse index %s", d.Digest, platformOf(d), parent.Desc.Digest)
+	case isAttestationFor(d, c.b.Present):
 		c.leftOut[d.Digest] = true
-		c.problem(SeverityInfo, d, "attestation %s left out with the platform it describes (%s)", d.Digest, from)
+		c.problem(SeverityInfo, "left-out", d.Digest, "attestation %s left out with the platform it describes (%s)", d.Digest, from)
 	default:
-		c.problem(SeverityError, d, "%s (%s, %d bytes) listed by %s is missing from the bundle: export it again", d.Digest, d.MediaType, d.Size, from)
+		c.problem(SeverityError, "missing-blob", d.Digest, "%s (%s, %d bytes) listed by %s is missing from the bundle: export it again", d.Digest, d.MediaType, d.Size, from)
 	}
 }
 
-func (c *checker) siblingPresent(parent *graph.Manifest, self digest.Digest) bool {
-	for _, m := range parent.Manifests {
-		if _, ok := c.s.sizes[m.Digest]; ok && m.Digest != self {
+func (c *checker) siblingPresent(parent *graph.Node, self digest.Digest) bool {
+	for _, m := range parent.Manifest.Manifests {
+		if _, ok := c.b.Present[m.Digest]; ok && m.Digest != self {
 			return true
 		}
 	}
@@ -149,6 +137,49 @@ func isAttestationFor(d ocispec.Descriptor, present map[digest.Digest]int64) boo
 	}
 	_, ok := present[digest.Digest(d.Annotations[graph.AnnotationDockerRefDigest])]
 	return !ok
+}
+
+// subject checks that a referrer's subject is there, or was left out.
+func (c *checker) subject(n *graph.Node, sub ocispec.Descriptor) {
+	if _, ok := c.b.Present[sub.Digest]; !ok && c.leftOut[sub.Digest] {
+		c.problem(SeverityInfo, "left-out-subject", n.Desc.Digest, "%s is a platform left out of a sparse index, so referrer %s has no subject in the bundle", sub.Digest, n.Desc.Digest)
+		return
+	}
+	c.edge(sub, nil, "the subject of referrer "+n.Desc.Digest.String())
+}
+
+// orphans are blobs nothing reaches: another tool's leftovers (a
+// warning), or, in a bundle bundle wrote, a sign that index.json lost
+// entries (an error).
+func (c *checker) orphans() {
+	sev, hint := SeverityWarning, "nothing in index.json reaches it"
+	if c.b.Written() {
+		sev, hint = SeverityError, "nothing in index.json reaches it, though bundle writes only what it reaches: the bundle was altered"
+	}
+	for _, d := range slices.Sorted(maps.Keys(c.b.Present)) {
+		if !c.reached[d] {
+			c.problem(sev, "orphan-blob", d, "orphan blob %s (%d bytes): %s", d, c.b.Present[d], hint)
+		}
+	}
+}
+
+// order checks what a streamed import relies on in bundle's archives:
+// every manifest comes before every other blob.
+func (c *checker) order() {
+	firstBlob, lastManifest := -1, -1
+	var blob, manifest digest.Digest
+	for d, i := range c.b.Order {
+		if n := c.b.Graph.Node(d); n != nil {
+			if i > lastManifest || (i == lastManifest && cmp.Less(d, manifest)) {
+				lastManifest, manifest = i, d
+			}
+		} else if firstBlob < 0 || i < firstBlob {
+			firstBlob, blob = i, d
+		}
+	}
+	if firstBlob >= 0 && lastManifest > firstBlob {
+		c.problem(SeverityError, "order", manifest, "manifest %s comes after blob %s, but bundle writes every manifest first (import from a stream relies on it): the bundle was altered", manifest, blob)
+	}
 }
 
 func platformOf(d ocispec.Descriptor) string {
@@ -166,74 +197,6 @@ func platformString(p *ocispec.Platform) string {
 	return strings.Join(parts, "/")
 }
 
-// closeOverReferrers checks the subject of every reached referrer, and
-// walks manifests that index.json does not list but whose subject is in the
-// graph (other tools do not list referrers), until nothing new is reached.
-func (c *checker) closeOverReferrers() {
-	checked := map[digest.Digest]bool{}
-	for changed := true; changed; {
-		changed = false
-		for _, d := range c.sortedReached() {
-			if !checked[d] {
-				checked[d] = true
-				changed = true
-				c.checkSubject(d)
-			}
-		}
-		if c.adoptUnlistedReferrers() {
-			changed = true
-		}
-	}
-}
-
-func (c *checker) checkSubject(d digest.Digest) {
-	m := c.s.manifests[d]
-	if m == nil || m.Subject == nil {
-		return
-	}
-	sub := *m.Subject
-	if _, ok := c.s.sizes[sub.Digest]; !ok && c.leftOut[sub.Digest] {
-		c.problem(SeverityInfo, sub, "%s is a platform left out of a sparse index, so referrer %s has no subject in the bundle", sub.Digest, d)
-		return
-	}
-	c.visit(sub, nil, "the subject of referrer "+d.String())
-}
-
-func (c *checker) adoptUnlistedReferrers() (adopted bool) {
-	for _, d := range sortedKeys(c.s.manifests) {
-		m := c.s.manifests[d]
-		if c.reached[d] || m.Subject == nil || !c.reached[m.Subject.Digest] {
-			continue
-		}
-		c.problem(SeverityInfo, ocispec.Descriptor{Digest: d}, "referrer %s of %s is not listed in index.json", d, m.Subject.Digest)
-		c.visit(ocispec.Descriptor{MediaType: m.MediaType, Digest: d, Size: c.s.sizes[d]}, nil, "the bundle")
-		adopted = true
-	}
-	return adopted
-}
-
-func (c *checker) orphans() {
-	for _, d := range sortedKeys(c.s.sizes) {
-		if !c.reached[d] {
-			c.problem(SeverityWarning, ocispec.Descriptor{Digest: d}, "orphan blob %s (%d bytes): nothing in index.json reaches it", d, c.s.sizes[d])
-		}
-	}
-}
-
-func (c *checker) sortedReached() []digest.Digest {
-	out := make([]digest.Digest, 0, len(c.reached))
-	for d := range c.reached {
-		out = append(out, d)
-	}
-	slices.Sort(out)
-	return out
-}
-
-func sortedKeys[V any](m map[digest.Digest]V) []digest.Digest {
-	out := make([]digest.Digest, 0, len(m))
-	for d := range m {
-		out = append(out, d)
-	}
-	slices.Sort(out)
-	return out
+func sortedCodes(m map[string]int) []string {
+	return slices.Sorted(maps.Keys(m))
 }

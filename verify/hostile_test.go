@@ -137,10 +137,10 @@ func TestBundleReportsHostileAndDamagedArchives(t *testing.T) {
 		{"blob not matching its name", rawTar(t, append(validMeta(t)[:4], reg(layout.BlobPath(digest.FromString("layer")), []byte("LAYER")))...), "does not hash to its name"},
 		{"entry size disagreeing with its descriptor", rawTar(t, append(validMeta(t)[:4], reg(layout.BlobPath(digest.FromString("layer")), []byte("layer!")))...), "declares"},
 		{"manifest over 4 MiB", bigManifest, "larger than 4 MiB"},
-		{"index.json over 4 MiB", rawTar(t, reg(layout.LayoutFile, layout.LayoutBytes()), reg(layout.IndexFile, bytes.Repeat([]byte(" "), 5<<20))), "larger than 4 MiB"},
+		{"index.json over its limit", rawTar(t, reg(layout.LayoutFile, layout.LayoutBytes()), reg(layout.IndexFile, bytes.Repeat([]byte(" "), layout.MaxIndexSize+1))), "index.json is larger than"},
 		{"index.json garbage", rawTar(t, reg(layout.LayoutFile, layout.LayoutBytes()), reg(layout.IndexFile, []byte("\x00garbage{"))), "index.json is not a valid image index"},
 		{"index.json not an index", rawTar(t, reg(layout.LayoutFile, layout.LayoutBytes()), reg(layout.IndexFile, []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`))), "want application/vnd.oci.image.index.v1+json"},
-		{"oci-layout garbage", rawTar(t, append([]rawEntry{reg(layout.LayoutFile, []byte("nope"))}, validMeta(t)[1:]...)...), "oci-layout is not valid JSON"},
+		{"oci-layout garbage", rawTar(t, append([]rawEntry{reg(layout.LayoutFile, []byte("nope"))}, validMeta(t)[1:]...)...), "oci-layout is not a valid layout file"},
 		{"huge declared size with tiny data", hugeHeader(t, layout.BlobPath(digest.FromString("x")), 1<<40), "truncated"},
 		{"truncated tar.zst", goodZstd[:len(goodZstd)*2/3], "offset"},
 		{"truncated tar.gz", goodGzip[:len(goodGzip)*2/3], "offset"},
@@ -155,7 +155,7 @@ func TestBundleReportsHostileAndDamagedArchives(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "hostile.tar", tc.data, false)
-			rep, err := Bundle(context.Background(), p, Options{})
+			rep, err := Check(context.Background(), p, Options{})
 			if err != nil {
 				t.Fatalf("Bundle returned an error instead of a report: %v", err)
 			}
@@ -187,7 +187,7 @@ func TestBundleTruncationNamesTheOffset(t *testing.T) {
 			data := newStandardArchive(t, c)
 			cut := len(data) / 2
 			p := writeFile(t, t.TempDir(), "cut"+extFor(c), data[:cut], false)
-			rep, err := Bundle(context.Background(), p, Options{})
+			rep, err := Check(context.Background(), p, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

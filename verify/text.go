@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/safetext"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -18,13 +19,16 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	if inv.Seekable {
 		how = "seekable"
 	}
-	fmt.Fprintf(bw, "%s: %s, %s, %s (read %s to list it)\n", inv.File, inv.Compression, how,
+	fmt.Fprintf(bw, "%s: %s, %s, %s (read %s to list it)\n", safetext.String(inv.File), inv.Compression, how,
 		humanSize(inv.ArchiveSize), humanSize(inv.BytesRead))
 	for _, n := range inv.Images {
 		writeNode(bw, n, 0, "")
 	}
 	fmt.Fprintf(bw, "%d images, %d blobs, %s of content, %s shared between images\n",
 		len(inv.Images), inv.Blobs, humanSize(inv.Bytes), humanSize(inv.SharedBytes))
+	if inv.Truncated {
+		fmt.Fprintln(bw, "the bundle is too large or too deep to show whole: later repeats are listed without their trees")
+	}
 	return bw.Flush()
 }
 
@@ -36,13 +40,16 @@ func writeNode(w io.Writer, n *Node, depth int, role string) {
 	}
 	for _, s := range []string{n.Reference, n.Platform, n.ArtifactType} {
 		if s != "" {
-			label = append(label, s)
+			label = append(label, safetext.String(s))
 		}
 	}
-	label = append(label, kindOf(n.MediaType), shortDigest(n.Digest), humanSize(n.Size))
+	label = append(label, safetext.String(kindOf(n.MediaType)), safetext.String(shortDigest(n.Digest)), humanSize(n.Size))
+	if n.ShownAbove {
+		label = append(label, "(shown above)")
+	}
 	fmt.Fprintf(w, "%s%s\n", indent, strings.Join(label, "  "))
 	for _, k := range sortedAnnotationKeys(n.Annotations) {
-		fmt.Fprintf(w, "%s    %s=%s\n", indent, k, n.Annotations[k])
+		fmt.Fprintf(w, "%s    %s=%s\n", indent, safetext.String(k), safetext.String(n.Annotations[k]))
 	}
 	for _, c := range n.Children {
 		writeNode(w, c, depth+1, "")

@@ -1,128 +1,131 @@
 package verify
 
 import (
+	"math"
 	"slices"
 	"strings"
 
-	"github.com/bundle-dev/bundle/internal/graph"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/graph"
 )
 
-// tree turns the layout's descriptors into Nodes: images at the top,
-// platforms as children, referrers under what they refer to.
+// maxInventorySteps bounds the work of building an inventory, whatever
+// the shape of the graph: every manifest's tree is shown once, where it is
+// first met, and the per-image walks that count shared bytes stop here.
+const maxInventorySteps = 2_000_000
+
+// tree turns the graph into Nodes: images at the top, platforms as
+// children, referrers under what they refer to.
 type tree struct {
-	c         *contents
-	referrers map[digest.Digest][]ocispec.Descriptor // by subject
-	onPath    map[digest.Digest]bool                 // cycle guard
+	b      *Bundle
+	cosign map[digest.Digest][]graph.Root // cosign tags by subject
+	shown  map[digest.Digest]bool
+	sizes  map[digest.Digest]int64
+	steps  int
+	cut    bool
 }
 
-func newTree(c *contents) *tree {
-	t := &tree{c: c, referrers: map[digest.Digest][]ocispec.Descriptor{}, onPath: map[digest.Digest]bool{}}
-	listed := map[digest.Digest]bool{}
-	for _, d := range c.index.Manifests {
-		if sub, ok := t.subjectOf(d); ok {
-			t.referrers[sub] = append(t.referrers[sub], d)
-			listed[d.Digest] = true
+func newTree(b *Bundle) *tree {
+	t := &tree{b: b, cosign: map[digest.Digest][]graph.Root{}, shown: map[digest.Digest]bool{}, sizes: map[digest.Digest]int64{}}
+	for _, r := range b.Graph.Roots {
+		if r.Kind == graph.CosignTag {
+			t.cosign[r.Subject] = append(t.cosign[r.Subject], r)
 		}
-	}
-	// A streamed bundle knows every manifest: referrers that index.json
-	// does not list still belong to their subject.
-	for _, d := range sortedKeys(c.manifests) {
-		m := c.manifests[d]
-		if m.Subject == nil || listed[d] {
-			continue
-		}
-		t.referrers[m.Subject.Digest] = append(t.referrers[m.Subject.Digest],
-			ocispec.Descriptor{MediaType: m.MediaType, Digest: d, Size: c.sizes[d], ArtifactType: m.ArtifactType})
 	}
 	return t
 }
 
-// subjectOf tells whether an index.json entry is a referrer, and of what.
-func (t *tree) subjectOf(d ocispec.Descriptor) (digest.Digest, bool) {
-	if m := t.c.manifests[d.Digest]; m != nil && m.Subject != nil {
-		return m.Subject.Digest, true
-	}
-	return cosignSubject(imageName(d))
-}
-
 func (t *tree) build(inv *Inventory) {
-	reach := map[digest.Digest]int{} // blob -> number of images reaching it
-	for _, d := range t.c.index.Manifests {
-		if _, ok := t.subjectOf(d); ok {
+	reach := map[digest.Digest]int{} // blob -> images reaching it
+	walked := map[digest.Digest]bool{}
+	for _, r := range t.b.Graph.Roots {
+		if r.Kind != graph.Image {
 			continue
 		}
-		blobs := map[digest.Digest]int64{}
-		n := t.node(d, blobs)
-		n.Reference = imageName(d)
+		n := t.node(r.Desc, r.Name, 0)
 		inv.Images = append(inv.Images, n)
-		for b := range blobs {
-			reach[b]++
+		if !walked[r.Desc.Digest] {
+			walked[r.Desc.Digest] = true
+			for b := range t.closure(r.Desc.Digest) {
+				reach[b]++
+			}
 		}
 	}
 	for b, count := range reach {
 		if count > 1 {
-			inv.SharedBytes += t.c.sizes[b]
+			inv.SharedBytes += t.b.Present[b]
 		}
 	}
+	inv.Truncated = t.cut
 }
 
-// node builds the node of d and adds the blobs it reaches to blobs.
-func (t *tree) node(d ocispec.Descriptor, blobs map[digest.Digest]int64) *Node {
-	n := &Node{Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size, ArtifactType: d.ArtifactType}
+// step counts work, and says when the budget is spent.
+func (t *tree) step() bool {
+	t.steps++
+	if t.steps > maxInventorySteps {
+		t.cut = true
+		return false
+	}
+	return true
+}
+
+// maxTreeDepth bounds how deep the inventory nests (a long chain of
+// signatures on signatures): deeper manifests are listed without trees.
+const maxTreeDepth = 100
+
+// node builds the node of d. A manifest shown before gets no tree.
+func (t *tree) node(d ocispec.Descriptor, ref string, depth int) *Node {
+	n := &Node{Reference: ref, Digest: d.Digest.String(), MediaType: d.MediaType, ArtifactType: d.ArtifactType, Size: t.size(d)}
 	if d.Platform != nil {
 		n.Platform = platformString(d.Platform)
 	}
-	m := t.c.manifests[d.Digest]
-	if _, ok := cosignSubject(imageName(d)); ok {
-		n.Reference = imageName(d)
-	}
-	if t.onPath[d.Digest] || m == nil {
+	gn := t.b.Graph.Node(d.Digest)
+	if gn == nil || gn.Manifest == nil {
 		n.Annotations = interesting(d.Annotations, nil)
 		return n
 	}
-	t.onPath[d.Digest] = true
-	defer delete(t.onPath, d.Digest)
-
 	if n.MediaType == "" {
-		n.MediaType = m.MediaType
+		n.MediaType = gn.MediaType()
 	}
-	if n.ArtifactType == "" && m.Subject != nil {
-		n.ArtifactType = m.ArtifactTypeOf()
+	if n.ArtifactType == "" && gn.Manifest.Subject != nil {
+		n.ArtifactType = gn.Manifest.ArtifactTypeOf()
 	}
-	n.Annotations = interesting(d.Annotations, m.Annotations)
-	for _, b := range m.Children() {
-		if graph.IsManifest(b.MediaType) {
-			continue
-		}
-		blobs[b.Digest] = b.Size
-		n.Size += b.Size
+	n.Annotations = interesting(d.Annotations, gn.Manifest.Annotations)
+	if t.shown[d.Digest] || depth > maxTreeDepth || !t.step() {
+		n.ShownAbove = true
+		t.cut = t.cut || depth > maxTreeDepth
+		return n
 	}
-	t.addPlatforms(n, m, blobs)
-	for _, r := range t.referrers[d.Digest] {
-		rn := t.node(r, blobs)
-		n.Referrers = append(n.Referrers, rn)
+	t.shown[d.Digest] = true
+	t.addPlatforms(n, gn.Manifest, depth+1)
+	for _, r := range gn.Referrers {
+		n.Referrers = append(n.Referrers, t.node(referrerDesc(r), "", depth+1))
+	}
+	for _, r := range t.cosign[d.Digest] {
+		n.Referrers = append(n.Referrers, t.node(r.Desc, r.Name, depth+1))
 	}
 	return n
 }
 
+func referrerDesc(r *graph.Node) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: r.MediaType(), Digest: r.Desc.Digest, Size: r.Desc.Size, ArtifactType: r.Manifest.ArtifactTypeOf()}
+}
+
 // addPlatforms adds an index's manifests as children, except buildx
 // attestations, which go under the platform they describe.
-func (t *tree) addPlatforms(n *Node, m *graph.Manifest, blobs map[digest.Digest]int64) {
+func (t *tree) addPlatforms(n *Node, m *graph.Manifest, depth int) {
 	var attestations []ocispec.Descriptor
 	for _, c := range m.Manifests {
 		if c.Annotations[graph.AnnotationDockerRefType] == graph.DockerRefTypeAttestation {
 			attestations = append(attestations, c)
 			continue
 		}
-		cn := t.node(c, blobs)
-		n.Children = append(n.Children, cn)
-		n.Size += cn.Size
+		n.Children = append(n.Children, t.node(c, "", depth))
 	}
 	for _, a := range attestations {
-		an := t.node(a, blobs)
-		n.Size += an.Size
+		an := t.node(a, "", depth)
 		i := slices.IndexFunc(n.Children, func(c *Node) bool { return c.Digest == a.Annotations[graph.AnnotationDockerRefDigest] })
 		if i < 0 {
 			n.Children = append(n.Children, an)
@@ -130,6 +133,93 @@ func (t *tree) addPlatforms(n *Node, m *graph.Manifest, blobs map[digest.Digest]
 		}
 		n.Children[i].Referrers = append(n.Children[i].Referrers, an)
 	}
+}
+
+// size is a manifest's own size, its blobs' and its child manifests',
+// computed once per manifest (children first, so without recursion).
+// Blobs shared by two children count twice; the sum saturates.
+func (t *tree) size(d ocispec.Descriptor) int64 {
+	if s, ok := t.sizes[d.Digest]; ok {
+		return s
+	}
+	gn := t.b.Graph.Node(d.Digest)
+	if gn == nil || gn.Manifest == nil {
+		return d.Size
+	}
+	// Post-order over the manifests below d, iteratively: a deep or
+	// wide graph costs its size, not the stack.
+	type frame struct {
+		n    *graph.Node
+		next int
+	}
+	stack := []frame{{n: gn}}
+	t.sizes[d.Digest] = d.Size // placeholder, also a cycle guard
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		children := f.n.Children()
+		if f.next < len(children) {
+			c := children[f.next]
+			f.next++
+			if cn := t.b.Graph.Node(c.Digest); graph.IsManifest(c.MediaType) && cn != nil && cn.Manifest != nil {
+				if _, done := t.sizes[c.Digest]; !done {
+					t.sizes[c.Digest] = c.Size
+					stack = append(stack, frame{n: cn})
+				}
+			}
+			continue
+		}
+		total := f.n.Desc.Size
+		for _, c := range children {
+			s := c.Size
+			if graph.IsManifest(c.MediaType) {
+				if v, ok := t.sizes[c.Digest]; ok {
+					s = v
+				}
+			}
+			total = saturatingAdd(total, s)
+		}
+		t.sizes[f.n.Desc.Digest] = total
+		stack = stack[:len(stack)-1]
+	}
+	return t.sizes[d.Digest]
+}
+
+func saturatingAdd(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+// closure lists the blobs an image reaches: through its manifests, their
+// referrers and cosign tags, each manifest walked once.
+func (t *tree) closure(root digest.Digest) map[digest.Digest]bool {
+	blobs := map[digest.Digest]bool{}
+	seen := map[digest.Digest]bool{root: true}
+	queue := []digest.Digest{root}
+	for len(queue) > 0 && t.step() {
+		gn := t.b.Graph.Node(queue[0])
+		queue = queue[1:]
+		if gn == nil {
+			continue
+		}
+		more := gn.Children()
+		for _, r := range gn.Referrers {
+			more = append(more, r.Desc)
+		}
+		for _, r := range t.cosign[gn.Desc.Digest] {
+			more = append(more, r.Desc)
+		}
+		for _, c := range more {
+			if t.b.Graph.Node(c.Digest) == nil {
+				blobs[c.Digest] = true
+			} else if !seen[c.Digest] {
+				seen[c.Digest] = true
+				queue = append(queue, c.Digest)
+			}
+		}
+	}
+	return blobs
 }
 
 // interesting keeps the annotations worth showing: when, and what kind

@@ -25,7 +25,7 @@ func verifyCommand(s streams, parseOnly bool) *cli.Command {
 			if err != nil || parseOnly {
 				return err
 			}
-			rep, err := verify.Bundle(c.Context, file, verify.Options{Stdin: s.in})
+			rep, err := verify.Check(c.Context, file, verify.Options{Stdin: s.in})
 			if err != nil {
 				return fmt.Errorf("verify %s: %w", file, err)
 			}

@@ -99,16 +99,26 @@ type Manifest struct {
 }
 
 // Parse decodes a manifest of media type mt. It refuses schema 1 and
-// documents over MaxManifestSize.
+// documents over MaxManifestSize or MaxDescriptors.
 func Parse(mt string, data []byte) (*Manifest, error) {
 	if len(data) > MaxManifestSize {
 		return nil, ErrTooLarge
 	}
+	return parse(mt, data, MaxDescriptors)
+}
+
+// ParseIndex decodes an index.json read by the caller within its own
+// bound; it may list up to MaxIndexEntries.
+func ParseIndex(data []byte) (*Manifest, error) {
+	return parse(ocispec.MediaTypeImageIndex, data, MaxIndexEntries)
+}
+
+func parse(mt string, data []byte, maxList int) (*Manifest, error) {
 	if IsSchema1(mt) {
 		return nil, ErrSchema1
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
+	m, err := decode(data, maxList)
+	if err != nil {
 		return nil, fmt.Errorf("decoding manifest: %w", err)
 	}
 	if m.SchemaVersion == 1 || len(m.FSLayers) > 0 {
@@ -120,7 +130,7 @@ func Parse(mt string, data []byte) (*Manifest, error) {
 	if m.Subject == nil && m.Refers != nil {
 		m.Subject = m.Refers
 	}
-	return &m, nil
+	return m, nil
 }
 
 // ReadAll reads at most MaxManifestSize bytes from r.
