@@ -1,13 +1,14 @@
-// Package serve runs an OCI registry on a local directory: distribution v3
-// as a library with filesystem storage, over plain HTTP. It is the
-// registry of `bundle serve`, for demos and for an air-gapped side that has
-// none yet.
+// Package serve is the registry of `bundle serve`: a read-only OCI registry
+// straight from bundles (no extraction), or distribution v3 as a library
+// on a local directory, for an air-gapped side that has no registry yet.
 package serve
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,53 +27,94 @@ const DefaultAddr = "127.0.0.1:5000"
 
 // Options for Start.
 type Options struct {
-	Dir  string // storage root; created if missing
-	Addr string // host:port; port 0 picks a free one; "" means DefaultAddr
+	Dir string // storage root; created if missing
+	// Files are bundles to serve read-only, instead of Dir.
+	Files  []string
+	Prefix string // prepended to every repository of Files, as import's
+	Addr   string // host:port; port 0 picks a free one; "" means DefaultAddr
+	// Log receives the access log and errors; nil discards them.
+	Log *slog.Logger
+	// Notice receives what is worth telling at start; nil discards it.
+	Notice func(format string, args ...any)
 }
 
 // Server is a running registry.
 type Server struct {
-	srv  *http.Server
-	app  *handlers.App
-	ln   net.Listener
-	done chan error
+	srv   *http.Server
+	close func() error // the distribution app or the bundles
+	ln    net.Listener
+	done  chan error
 }
 
 // Start listens on opts.Addr and serves in the background until Shutdown.
 func Start(ctx context.Context, opts Options) (*Server, error) {
-	if opts.Dir == "" {
-		return nil, errors.New("serve: no storage directory: pass --dir DIR")
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	dir, err := filepath.Abs(opts.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("serve: storage directory %q: %w", opts.Dir, err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("serve: creating storage directory %s: %w (choose a writable --dir)", dir, err)
+	if opts.Notice == nil {
+		opts.Notice = func(string, ...any) {}
 	}
 	addr := opts.Addr
 	if addr == "" {
 		addr = DefaultAddr
 	}
+	var (
+		h     http.Handler
+		close func() error
+		err   error
+	)
+	switch {
+	case len(opts.Files) > 0 && opts.Dir != "":
+		return nil, errors.New("serve: give bundle files or --dir DIR, not both")
+	case len(opts.Files) > 0:
+		st, err := openStore(ctx, opts.Files, opts.Prefix, opts.Notice)
+		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		h, close = &registry{st: st, log: opts.Log}, st.Close
+	default:
+		h, close, err = dirHandler(ctx, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		_ = close()
+		return nil, fmt.Errorf("serve: listening on %s: %w (is another registry running there? pick another --addr)", addr, err)
+	}
+	s := &Server{
+		srv: &http.Server{Handler: accessLog(opts.Log, h), ReadHeaderTimeout: 30 * time.Second,
+			// net/http's own errors (TLS handshakes, aborted handlers) go
+			// to the same log; they name no request URI.
+			ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn)},
+		close: close,
+		ln:    ln,
+		done:  make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// dirHandler is distribution on opts.Dir.
+func dirHandler(ctx context.Context, opts Options) (http.Handler, func() error, error) {
+	if opts.Dir == "" {
+		return nil, nil, errors.New("serve: nothing to serve: give bundle files or --dir DIR")
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: storage directory %q: %w", opts.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("serve: creating storage directory %s: %w (choose a writable --dir)", dir, err)
+	}
 	// The app outlives a cancelled ctx until Shutdown: requests in flight still
 	// need its storage.
 	app, err := newApp(context.WithoutCancel(ctx), dir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
-	if err != nil {
-		_ = app.Shutdown()
-		return nil, fmt.Errorf("serve: listening on %s: %w (is another registry running there? pick another --addr)", addr, err)
-	}
-	s := &Server{
-		srv:  &http.Server{Handler: app, ReadHeaderTimeout: 30 * time.Second},
-		app:  app,
-		ln:   ln,
-		done: make(chan error, 1),
-	}
-	go func() { s.done <- s.srv.Serve(ln) }()
-	return s, nil
+	return app, app.Shutdown, nil
 }
 
 // newApp builds distribution's application; NewApp panics on a bad
@@ -104,7 +146,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
 		err = serr
 	}
-	if aerr := s.app.Shutdown(); err == nil {
+	if aerr := s.close(); err == nil {
 		err = aerr
 	}
 	return err
