@@ -5,21 +5,14 @@ package serve
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
-
-	"github.com/distribution/distribution/v3/configuration"
-	"github.com/distribution/distribution/v3/registry/handlers"
-
-	// Registers the "filesystem" storage driver with distribution's factory.
-	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
 // DefaultAddr is where Start listens when Options.Addr is empty.
@@ -32,18 +25,26 @@ type Options struct {
 	Files  []string
 	Prefix string // prepended to every repository of Files, as import's
 	Addr   string // host:port; port 0 picks a free one; "" means DefaultAddr
+
+	Htpasswd        string // bcrypt htpasswd file: Basic auth for every request but /healthz
+	TLSCert, TLSKey string // PEM files: serve HTTPS
+	ReadOnly        bool   // Dir: refuse every write (Files always do)
+	AllowDelete     bool   // Dir: let DELETE remove manifests and blobs
+
 	// Log receives the access log and errors; nil discards them.
 	Log *slog.Logger
-	// Notice receives what is worth telling at start; nil discards it.
+	// Notice receives what is worth telling at start (warnings included);
+	// nil discards it.
 	Notice func(format string, args ...any)
 }
 
 // Server is a running registry.
 type Server struct {
-	srv   *http.Server
-	close func() error // the distribution app or the bundles
-	ln    net.Listener
-	done  chan error
+	srv    *http.Server
+	close  func() error // the distribution app or the bundles
+	ln     net.Listener
+	scheme string
+	done   chan error
 }
 
 // Start listens on opts.Addr and serves in the background until Shutdown.
@@ -58,10 +59,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if addr == "" {
 		addr = DefaultAddr
 	}
+	tlsConfig, err := loadTLS(opts)
+	if err != nil {
+		return nil, err
+	}
+	var users *htpasswd
+	if opts.Htpasswd != "" {
+		if users, err = loadHtpasswd(opts.Htpasswd); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
 	var (
 		h     http.Handler
 		close func() error
-		err   error
 	)
 	switch {
 	case len(opts.Files) > 0 && opts.Dir != "":
@@ -78,63 +88,80 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if users != nil {
+		h = requireAuth(users, h)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	// For the service manager: up and serving, no credentials needed,
+	// nothing said about the content.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		_ = close()
 		return nil, fmt.Errorf("serve: listening on %s: %w (is another registry running there? pick another --addr)", addr, err)
 	}
 	s := &Server{
-		srv: &http.Server{Handler: accessLog(opts.Log, h), ReadHeaderTimeout: 30 * time.Second,
+		srv: &http.Server{Handler: accessLog(opts.Log, mux), ReadHeaderTimeout: 30 * time.Second,
 			// net/http's own errors (TLS handshakes, aborted handlers) go
 			// to the same log; they name no request URI.
 			ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn)},
-		close: close,
-		ln:    ln,
-		done:  make(chan error, 1),
+		close:  close,
+		ln:     ln,
+		scheme: "http",
+		done:   make(chan error, 1),
 	}
-	go func() { s.done <- s.srv.Serve(ln) }()
+	if tlsConfig != nil {
+		s.srv.TLSConfig = tlsConfig
+		s.ln = tls.NewListener(ln, tlsConfig)
+		s.scheme = "https"
+	}
+	warnExposed(ln.Addr(), users != nil, tlsConfig != nil, opts.Notice)
+	go func() { s.done <- s.srv.Serve(s.ln) }()
 	return s, nil
 }
 
-// dirHandler is distribution on opts.Dir.
-func dirHandler(ctx context.Context, opts Options) (http.Handler, func() error, error) {
-	if opts.Dir == "" {
-		return nil, nil, errors.New("serve: nothing to serve: give bundle files or --dir DIR")
+// loadTLS reads the certificate and key, both or neither.
+func loadTLS(opts Options) (*tls.Config, error) {
+	switch {
+	case opts.TLSCert == "" && opts.TLSKey == "":
+		return nil, nil
+	case opts.TLSCert == "" || opts.TLSKey == "":
+		return nil, errors.New("serve: give both --tls-cert and --tls-key, or neither")
 	}
-	dir, err := filepath.Abs(opts.Dir)
+	cert, err := tls.LoadX509KeyPair(opts.TLSCert, opts.TLSKey)
 	if err != nil {
-		return nil, nil, fmt.Errorf("serve: storage directory %q: %w", opts.Dir, err)
+		return nil, fmt.Errorf("serve: TLS certificate %s and key %s: %w", opts.TLSCert, opts.TLSKey, err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, nil, fmt.Errorf("serve: creating storage directory %s: %w (choose a writable --dir)", dir, err)
-	}
-	// The app outlives a cancelled ctx until Shutdown: requests in flight still
-	// need its storage.
-	app, err := newApp(context.WithoutCancel(ctx), dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	return app, app.Shutdown, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// newApp builds distribution's application; NewApp panics on a bad
-// configuration, which must not take the process down without a message.
-func newApp(ctx context.Context, dir string) (app *handlers.App, err error) {
-	cfg := &configuration.Configuration{
-		Storage: configuration.Storage{
-			"filesystem": configuration.Parameters{"rootdirectory": dir},
-			// Deleting is what lets a demo or a test clean a repository up.
-			"delete": configuration.Parameters{"enabled": true},
-		},
+// warnExposed is the binding rule: a registry reachable from other hosts
+// without both authentication and TLS starts, with a warning naming the
+// address. Refusing would break the common case of a read-only mirror on a
+// closed network; the warning makes the choice a deliberate one.
+func warnExposed(addr net.Addr, auth, tls bool, notice func(string, ...any)) {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() || (auth && tls) {
+		return
 	}
-	cfg.HTTP.Secret = "bundle-serve-local" // uploads are local; a fixed secret avoids a warning per start
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("serve: starting registry on %s: %v", dir, r)
-		}
-	}()
-	return handlers.NewApp(ctx, cfg), nil
+	var missing string
+	switch {
+	case !auth && !tls:
+		missing = "without authentication or TLS: anyone who reaches it can pull, in clear"
+	case !auth:
+		missing = "without authentication: anyone who reaches it can pull"
+	default:
+		missing = "without TLS: passwords and images cross the network in clear"
+	}
+	notice("warning: listening on %s, reachable from other hosts, %s; add --htpasswd FILE and --tls-cert/--tls-key, or listen on 127.0.0.1", tcp, missing)
 }
+
+// Scheme is "https" with TLS, else "http".
+func (s *Server) Scheme() string { return s.scheme }
 
 // Addr is the address the server listens on, with the port it picked.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -154,14 +181,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Run serves until ctx is cancelled, then shuts down gracefully, giving
 // requests in flight up to grace to finish. ready is called once with the
-// listening address.
-func Run(ctx context.Context, opts Options, grace time.Duration, ready func(addr string)) error {
+// started server.
+func Run(ctx context.Context, opts Options, grace time.Duration, ready func(*Server)) error {
 	s, err := Start(ctx, opts)
 	if err != nil {
 		return err
 	}
 	if ready != nil {
-		ready(s.Addr())
+		ready(s)
 	}
 	select {
 	case <-ctx.Done():
