@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 EXTRA   := ./testdata/sample ./testdata/gen
 GOFILES  = $(shell find . -name '*.go' -not -path './deps/*' -not -path './.git/*')
 
-.PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
+.PHONY: all build test unit fuzz e2e demo bench bench-go bench-serve lint vet clean
 
 all: build
 
@@ -48,6 +48,13 @@ demo: build
 SIZE ?= 2GiB
 bench: build
 	$(GO) run ./internal/bench/cmd/bundlebench -size $(SIZE) -bundle $(BIN) -out docs/BENCHMARKS.md
+
+# Issue 15's check of bundle serve: 32 concurrent pulls of a SIZE bench set
+# from bundle serve FILE.tar.zst against docker-registry serving the same
+# set imported; prints the throughput ratio, serve's peak RSS and the time
+# to first byte of the set's large layer (1 GiB from SIZE=2GiB on).
+bench-serve:
+	BUNDLE_E2E=1 BUNDLE_SERVE_BENCH=$(SIZE) $(GO) test -run '^$$' -bench PullsFromBundleVsDistribution -benchtime 1x -timeout 60m ./internal/serve/
 
 # The per-package Go benchmarks (writer, reader, export, import).
 bench-go:
