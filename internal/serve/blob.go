@@ -13,16 +13,17 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// chunk is the piece a large blob is sent in; the last one read is held
+// back until the digest is confirmed. Two per request in flight: what
+// keeps serve's memory flat under many pulls.
+const chunk = 256 << 10
+
 // smallBlob is the size up to which a blob is read and checked whole
 // before the first byte is sent, so that a damaged one gets a proper error
-// answer. A larger one streams, and a mismatch found at its end aborts the
-// connection before its last piece is sent: the client sees a short body,
-// never wrong bytes.
-const smallBlob = 4 << 20
-
-// chunk is the piece a large blob is sent in; the last one read is held
-// back until the digest is confirmed.
-const chunk = 256 << 10
+// answer: one chunk. A larger one streams, and a mismatch found at its end
+// aborts the connection before its last piece is sent: the client sees a
+// short body, never the whole of a wrong one.
+const smallBlob = chunk
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, chunk); return &b }}
 
@@ -60,26 +61,17 @@ func (g *registry) blob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 		return
 	}
 	desc := ocispec.Descriptor{Digest: d, Size: size}
-	rc, err := b.Open(desc)
+	rc, checked, err := b.OpenServed(desc)
 	if err != nil {
 		g.damaged(w, d, b.Path, err)
 		return
 	}
 	defer rc.Close()
-	if size <= smallBlob {
-		data, err := io.ReadAll(rc)
-		if err != nil {
-			g.damaged(w, d, b.Path, err)
-			return
-		}
-		h.Set("Content-Length", strconv.FormatInt(end-start, 10))
-		w.WriteHeader(status)
-		_, _ = w.Write(data[start:end])
+	if checked && size <= smallBlob {
+		g.sendSmall(w, rc, d, b.Path, start, end, status)
 		return
 	}
-	// Skipping to start reads through the digest check: a range is sent
-	// only from a blob read whole.
-	if _, err := io.CopyN(io.Discard, rc, start); err != nil {
+	if err := skip(rc, start, checked); err != nil {
 		g.damaged(w, d, b.Path, err)
 		return
 	}
@@ -90,9 +82,46 @@ func (g *registry) blob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 		if errors.As(err, &we) {
 			return // the client went away
 		}
-		g.log.Error("blob damaged in the bundle: connection aborted, nothing wrong sent", "digest", d.String(), "bundle", b.Path, "err", err.Error())
+		g.log.Error("blob damaged in the bundle: connection aborted, nothing wrong sent whole", "digest", d.String(), "bundle", b.Path, "err", err.Error())
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// sendSmall reads a blob of one chunk whole, with its digest checked,
+// before the first byte is sent.
+func (g *registry) sendSmall(w http.ResponseWriter, rc io.Reader, d digest.Digest, bundle string, start, end int64, status int) {
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := (*bp)[:end]
+	_, err := io.ReadFull(rc, buf)
+	if err == nil {
+		// The check happens at the end of the blob.
+		_, err = io.Copy(io.Discard, rc)
+	}
+	if err != nil {
+		g.damaged(w, d, bundle, err)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.FormatInt(end-start, 10))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf[start:end])
+}
+
+// skip moves rc to start. A checked reader reads through to keep its hash
+// whole; an unchecked one seeks when it can: the zstd reader decodes only
+// from the frame that holds start.
+func skip(rc io.Reader, start int64, checked bool) error {
+	if start == 0 {
+		return nil
+	}
+	if s, ok := rc.(io.Seeker); ok && !checked {
+		// From the current position, the entry's first byte: an archive's
+		// reader may count offsets in the whole tar stream.
+		_, err := s.Seek(start, io.SeekCurrent)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, rc, start)
+	return err
 }
 
 // damaged answers a blob that cannot be read right, before anything was

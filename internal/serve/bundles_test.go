@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -150,4 +152,87 @@ func TestServeSeveralBundles(t *testing.T) {
 			t.Errorf("error %v, want one wrapping ErrNotExist", err)
 		}
 	})
+}
+
+func TestServeRangesMatchTheBlob(t *testing.T) {
+	for _, ext := range []string{".tar", ".tar.zst"} {
+		t.Run(ext, func(t *testing.T) {
+			f := newFixture(t, ext)
+			base, _ := serveFiles(t, Options{Files: []string{f.file}})
+			big := f.big.Layers[0]
+			url := base + "/v2/team/big/blobs/" + big.Digest.String()
+			_, whole := do(t, "GET", url, nil)
+			wantDigest(t, whole, big.Digest)
+			// The second read of a zstd blob is the unchecked one, and
+			// ranges seek in it.
+			_, again := do(t, "GET", url, nil)
+			wantDigest(t, again, big.Digest)
+			n := int64(len(whole))
+			for _, r := range []struct{ start, end int64 }{{0, 0}, {0, n - 1}, {1, chunk + 1}, {n / 2, n/2 + 3*chunk}, {n - 1, n - 1}, {4<<20 - 5, 4<<20 + 5}} {
+				if r.end >= n {
+					r.end = n - 1
+				}
+				spec := fmt.Sprintf("bytes=%d-%d", r.start, r.end)
+				resp, body := do(t, "GET", url, http.Header{"Range": {spec}})
+				if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, whole[r.start:r.end+1]) {
+					first := -1
+					for i := range min(len(body), int(r.end-r.start+1)) {
+						if body[i] != whole[r.start+int64(i)] {
+							first = i
+							break
+						}
+					}
+					t.Errorf("%s: %d with %d bytes, want 206 with bytes %d to %d of the blob (first difference at %d: %x vs %x)", spec, resp.StatusCode, len(body), r.start, r.end, first, body[:min(8, len(body))], whole[r.start:min(r.start+8, n)])
+				}
+			}
+		})
+	}
+}
+
+// TestServeDetectsDamageAfterVerifying damages a zstd bundle under a
+// running server after it served a blob whole: the next read, which skips
+// the hash, must still fail on the frame checksum.
+func TestServeDetectsDamageAfterVerifying(t *testing.T) {
+	f := newFixture(t, ".tar.zst")
+	base, logs := serveFiles(t, Options{Files: []string{f.file}})
+	big := f.big.Layers[0]
+	url := base + "/v2/team/big/blobs/" + big.Digest.String()
+	_, whole := do(t, "GET", url, nil)
+	wantDigest(t, whole, big.Digest)
+
+	fh, err := os.OpenFile(f.file, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The large layer is most of the file: its middle is in the layer.
+	var b [1]byte
+	at := fi.Size() / 2
+	if _, err := fh.ReadAt(b[:], at); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := fh.WriteAt(b[:], at); err != nil {
+		t.Fatal(err)
+	}
+	fh.Close()
+
+	resp, err := http.Get(url)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err == nil && bytes.Equal(got, whole) {
+		t.Fatal("served the blob whole again although the archive changed under it")
+	}
+	if err == nil {
+		t.Fatalf("read %d bytes of a damaged blob without an error", len(got))
+	}
+	if !strings.Contains(logs.String(), big.Digest.String()) {
+		t.Errorf("log does not name %s:\n%s", big.Digest, logs.String())
+	}
 }

@@ -46,7 +46,7 @@ func newFixture(t *testing.T, ext string) *fixture {
 	f.onChild = r.PushReferrer(t, "team/multi", f.index.Children[1].Desc, typeSBOM, map[string]string{"n": "arm64"})
 	f.signed = r.PushImage(t, "team/signed", "1.0", testregistry.ImageSpec{Seed: 2})
 	f.cosign = r.PushCosign(t, "team/signed", f.signed.Desc, "sig")
-	f.big = r.PushImage(t, "team/big", "1", testregistry.ImageSpec{Seed: 3, Layers: 1, LayerSize: smallBlob + 3<<20 + 17})
+	f.big = r.PushImage(t, "team/big", "1", testregistry.ImageSpec{Seed: 3, Layers: 1, LayerSize: 9<<20 + 17})
 	dir := t.TempDir()
 	f.file = filepath.Join(dir, "bundle"+ext)
 	refs := []string{r.Ref("team/multi", "2.0"), r.Ref("team/signed", "1.0"), r.Ref("team/big", "1")}
