@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -62,9 +61,7 @@ type Bundle struct {
 	metaRead int64           // bytes of a directory read to open it
 	stream  *stream
 	closers []func() error
-	// verified holds the blobs OpenServed read whole with their digest
-	// confirmed.
-	verified sync.Map
+	served   servedState // what OpenServed knows of the blobs
 }
 
 // Written reports whether bundle wrote the archive: its oci-layout

@@ -11,6 +11,8 @@ import (
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/verify"
 )
 
 // chunk is the piece a large blob is sent in; the last one read is held
@@ -61,23 +63,23 @@ func (g *registry) blob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 		return
 	}
 	desc := ocispec.Descriptor{Digest: d, Size: size}
-	rc, checked, err := b.OpenServed(desc)
+	sv, err := b.OpenServed(desc)
 	if err != nil {
 		g.damaged(w, d, b.Path, err)
 		return
 	}
-	defer rc.Close()
-	if checked && size <= smallBlob {
-		g.sendSmall(w, rc, d, b.Path, start, end, status)
+	defer sv.Close()
+	if size <= smallBlob {
+		g.sendSmall(w, sv, d, b.Path, start, end, status)
 		return
 	}
-	if err := skip(rc, start, checked); err != nil {
+	if err := skip(sv, start); err != nil {
 		g.damaged(w, d, b.Path, err)
 		return
 	}
 	h.Set("Content-Length", strconv.FormatInt(end-start, 10))
 	w.WriteHeader(status)
-	if err := sendHeld(w, rc, end-start); err != nil {
+	if err := sendHeld(w, sv, end-start); err != nil {
 		var we writeError
 		if errors.As(err, &we) {
 			return // the client went away
@@ -89,14 +91,17 @@ func (g *registry) blob(w http.ResponseWriter, r *http.Request, rp *repo, ref st
 
 // sendSmall reads a blob of one chunk whole, with its digest checked,
 // before the first byte is sent.
-func (g *registry) sendSmall(w http.ResponseWriter, rc io.Reader, d digest.Digest, bundle string, start, end int64, status int) {
+func (g *registry) sendSmall(w http.ResponseWriter, sv *verify.Served, d digest.Digest, bundle string, start, end int64, status int) {
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	buf := (*bp)[:end]
-	_, err := io.ReadFull(rc, buf)
+	_, err := io.ReadFull(sv, buf)
 	if err == nil {
 		// The check happens at the end of the blob.
-		_, err = io.Copy(io.Discard, rc)
+		_, err = io.Copy(io.Discard, sv)
+	}
+	if err == nil {
+		err = sv.Confirm()
 	}
 	if err != nil {
 		g.damaged(w, d, bundle, err)
@@ -107,20 +112,20 @@ func (g *registry) sendSmall(w http.ResponseWriter, rc io.Reader, d digest.Diges
 	_, _ = w.Write(buf[start:end])
 }
 
-// skip moves rc to start. A checked reader reads through to keep its hash
-// whole; an unchecked one seeks when it can: the zstd reader decodes only
-// from the frame that holds start.
-func skip(rc io.Reader, start int64, checked bool) error {
+// skip moves sv to start. A hashing reader reads through to keep its hash
+// whole; another seeks when it can: the zstd reader decodes only from the
+// frame that holds start.
+func skip(sv *verify.Served, start int64) error {
 	if start == 0 {
 		return nil
 	}
-	if s, ok := rc.(io.Seeker); ok && !checked {
+	if s, ok := sv.ReadCloser.(io.Seeker); ok && !sv.Hashed {
 		// From the current position, the entry's first byte: an archive's
 		// reader may count offsets in the whole tar stream.
 		_, err := s.Seek(start, io.SeekCurrent)
 		return err
 	}
-	_, err := io.CopyN(io.Discard, rc, start)
+	_, err := io.CopyN(io.Discard, sv, start)
 	return err
 }
 
@@ -134,9 +139,10 @@ func (g *registry) damaged(w http.ResponseWriter, d digest.Digest, bundle string
 
 type writeError struct{ error }
 
-// sendHeld copies n bytes of r to w, then reads r to its end (where the
-// digest is checked), holding the last piece back until then.
-func sendHeld(w io.Writer, r io.Reader, n int64) error {
+// sendHeld copies n bytes of sv to w, then reads sv to its end and has the
+// digest confirmed, holding the last piece back until then.
+func sendHeld(w io.Writer, sv *verify.Served, n int64) error {
+	r := io.Reader(sv)
 	b1, b2 := chunkPool.Get().(*[]byte), chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(b1)
 	defer chunkPool.Put(b2)
@@ -157,6 +163,9 @@ func sendHeld(w io.Writer, r io.Reader, n int64) error {
 		n -= int64(k)
 	}
 	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	if err := sv.Confirm(); err != nil {
 		return err
 	}
 	if _, err := w.Write(held); err != nil {
