@@ -32,7 +32,7 @@ fuzz:
 		d=$$(dirname $$f); \
 		for t in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 			echo "fuzz $$d $$t"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime 5s $$d; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime 5s -fuzzminimizetime 5s $$d; \
 		done; \
 	done
 

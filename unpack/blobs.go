@@ -216,6 +216,49 @@ func (im *importer) pushBlobsStream(ctx context.Context, jobs []*blobJob) error 
 	return nil
 }
 
+// readBlobs reads every blob of jobs from the bundle, checked against its
+// digest, without pushing it: the dry run's stand-in for the uploads.
+func (im *importer) readBlobs(ctx context.Context, jobs []*blobJob) error {
+	want := map[digest.Digest]*blobJob{}
+	for _, j := range jobs {
+		want[j.desc.Digest] = j
+	}
+	check := func(j *blobJob, r io.Reader) {
+		if _, err := io.Copy(io.Discard, verify.NewReader(r, j.desc)); err != nil {
+			im.blobError(j.desc, j.missing[0], err)
+		}
+	}
+	if !im.b.Random {
+		err := im.b.Blobs(ctx, func(e layout.Entry, d digest.Digest, r io.Reader) error {
+			if j := want[d]; j != nil {
+				delete(want, d)
+				check(j, r)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		rest := make([]*blobJob, 0, len(want))
+		for _, j := range want {
+			rest = append(rest, j)
+		}
+		im.missingBlobs(rest, func(digest.Digest) bool { return false })
+		return nil
+	}
+	return forEach(ctx, min(im.opts.Concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
+		j := jobs[i]
+		rc, err := im.b.Open(ocispec.Descriptor{Digest: j.desc.Digest, Size: j.desc.Size})
+		if err != nil {
+			im.blobError(j.desc, j.missing[0], err)
+			return nil
+		}
+		defer rc.Close()
+		check(j, rc)
+		return ctx.Err()
+	})
+}
+
 // pushViaTemp copies a verified blob to a temporary file and pushes from it.
 func (im *importer) pushViaTemp(ctx context.Context, j *blobJob, r io.Reader) error {
 	f, err := os.CreateTemp("", "bundle-blob-*")

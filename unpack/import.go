@@ -109,6 +109,11 @@ func (im *importer) run(ctx context.Context) error {
 		jobs = im.missingBlobs(jobs, func(d digest.Digest) bool { _, ok := im.b.Present[d]; return ok })
 	}
 	if im.opts.DryRun {
+		// The real import checks each blob as it pushes it: so must a dry
+		// run, or it would say yes to a bundle the import then refuses.
+		if err := im.readBlobs(ctx, jobs); err != nil {
+			return err
+		}
 		im.dryRunNotices(jobs)
 	} else {
 		if im.b.Random {

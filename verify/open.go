@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -351,26 +350,11 @@ func parseIndex(data []byte) (*graph.Manifest, error) {
 	return m, nil
 }
 
-// looksLikeManifest tells a manifest or index from other JSON (a config):
-// what a stream's metadata is made of.
+// looksLikeManifest tells a manifest or index from other JSON (a config),
+// with the parser that loads the graph.
 func looksLikeManifest(data []byte) bool {
 	t := bytes.TrimLeft(data, " \t\r\n")
-	if len(t) == 0 || t[0] != '{' {
-		return false
-	}
-	var probe struct {
-		SchemaVersion int              `json:"schemaVersion"`
-		MediaType     string           `json:"mediaType"`
-		Config        *json.RawMessage `json:"config"`
-		Layers        *json.RawMessage `json:"layers"`
-		Manifests     *json.RawMessage `json:"manifests"`
-		Blobs         *json.RawMessage `json:"blobs"`
-	}
-	if json.Unmarshal(data, &probe) != nil {
-		return false
-	}
-	return graph.IsManifest(probe.MediaType) ||
-		(probe.SchemaVersion == 2 && (probe.Layers != nil || probe.Manifests != nil || probe.Config != nil || probe.Blobs != nil))
+	return len(t) > 0 && t[0] == '{' && graph.IsDocument(data)
 }
 
 // tempDir is where to spool.

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/bundle-dev/bundle/internal/safetext"
 )
 
 // Exit status, DESIGN.md "The command line".
@@ -104,10 +106,10 @@ func exitCode(err error, stderr io.Writer) int {
 		if ue.cmd != "" {
 			help = commandName + " " + ue.cmd + " --help"
 		}
-		fmt.Fprintf(stderr, "%s: %v\nRun '%s' for usage.\n", commandName, ue.err, help)
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s' for usage.\n", commandName, safetext.String(ue.err.Error()), help)
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "%s: %v\n", commandName, err)
+		fmt.Fprintf(stderr, "%s: %s\n", commandName, safetext.String(err.Error()))
 		return exitFailed
 	}
 }
@@ -203,6 +205,6 @@ func notice(c *cli.Context, w io.Writer) func(string, ...any) {
 		return func(string, ...any) {}
 	}
 	return func(format string, a ...any) {
-		fmt.Fprintf(w, "note: "+format+"\n", a...)
+		fmt.Fprintf(w, "note: %s\n", safetext.String(fmt.Sprintf(format, a...)))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/safetext"
 	"github.com/bundle-dev/bundle/unpack"
 )
 
@@ -109,11 +110,11 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 		case !im.Pushed:
 			state = "already there"
 		}
-		fmt.Fprintf(w, "  %s  %s  %s\n", im.Target, im.Digest, state)
+		fmt.Fprintf(w, "  %s  %s  %s\n", safetext.String(im.Target), safetext.String(im.Digest), safetext.String(state))
 	}
 	fmt.Fprintf(w, "blobs: %d uploaded, %d skipped, %d mounted; %s; %s\n",
 		r.Uploaded, r.Skipped, r.Mounted, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
 	for _, f := range r.Failed {
-		fmt.Fprintf(w, "failed: %s\n", f)
+		fmt.Fprintf(w, "failed: %s\n", safetext.String(f))
 	}
 }

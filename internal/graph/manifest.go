@@ -127,10 +127,25 @@ func parse(mt string, data []byte, maxList int) (*Manifest, error) {
 	if m.MediaType == "" {
 		m.MediaType = mt
 	}
+	// Every manifest and index says schemaVersion 2 but the short-lived
+	// artifact manifest: without it, any JSON object (a config) would pass.
+	if m.SchemaVersion != 2 && m.MediaType != MediaTypeArtifactManifest {
+		return nil, fmt.Errorf("not a manifest: schemaVersion %d, want 2", m.SchemaVersion)
+	}
 	if m.Subject == nil && m.Refers != nil {
 		m.Subject = m.Refers
 	}
 	return m, nil
+}
+
+// IsDocument reports whether data is a manifest or index as Parse reads
+// one: how a stream tells its manifests from its other JSON blobs.
+func IsDocument(data []byte) bool {
+	if len(data) > MaxManifestSize {
+		return false
+	}
+	_, err := Parse("", data)
+	return err == nil
 }
 
 // ReadAll reads at most MaxManifestSize bytes from r.
