@@ -47,8 +47,8 @@ type Bundle struct {
 	// temporary directory to read it at random.
 	Spooled bool
 	Size    int64 // of the archive file; -1 for standard input
-	Info   layout.LayoutInfo
-	Graph  *graph.Graph
+	Info    layout.LayoutInfo
+	Graph   *graph.Graph
 	// Present lists the blobs the bundle holds with their sizes; for a
 	// stream, only once Blobs has run.
 	Present map[digest.Digest]int64
@@ -58,8 +58,8 @@ type Bundle struct {
 	random   layout.Layout
 	archive  *layout.Archive // random and an archive file
 	metaRead int64           // bytes of a directory read to open it
-	stream  *stream
-	closers []func() error
+	stream   *stream
+	closers  []func() error
 }
 
 // Written reports whether bundle wrote the archive: its oci-layout
