@@ -56,6 +56,7 @@ type Bundle struct {
 	Order map[digest.Digest]int
 
 	random   layout.Layout
+	meta     []layout.Entry  // oci-layout and index.json as read
 	archive  *layout.Archive // random and an archive file
 	metaRead int64           // bytes of a directory read to open it
 	stream   *stream
@@ -220,6 +221,7 @@ func (b *Bundle) openRandom(ctx context.Context, entries []layout.Entry, opts Op
 	for i, e := range entries {
 		switch e.Name {
 		case layout.LayoutFile, layout.IndexFile:
+			b.meta = append(b.meta, e)
 			rc, err := b.random.Open(e.Name)
 			if err != nil {
 				return err
