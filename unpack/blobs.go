@@ -38,6 +38,9 @@ func (im *importer) checkTarget(ctx context.Context) ([]*blobJob, error) {
 	var qs []question
 	for _, repo := range im.plan.names {
 		for _, b := range im.plan.repos[repo].blobs {
+			if im.blobThere(repo, b.Digest) {
+				continue // below an image the target has
+			}
 			qs = append(qs, question{repo, b})
 		}
 	}

@@ -28,6 +28,11 @@ type importer struct {
 
 	mu      sync.Mutex
 	blobErr map[digest.Digest]error
+	// blobsThere holds, per repository, blobs below an image the target
+	// has already: not asked for again.
+	blobsThere map[string]map[digest.Digest]bool
+	// tagsDone holds "repo:tag" pushed with their manifest.
+	tagsDone map[string]bool
 	// pushed records, per repository, each manifest's outcome: nil once
 	// it is on the target (pushed or found there).
 	pushed map[string]map[digest.Digest]error
@@ -59,9 +64,11 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 	defer b.Close()
 	im := &importer{
 		opts: opts, t: t, b: b, progress: opts.Progress,
-		report:  &Report{Target: opts.Target, DryRun: opts.DryRun, ReferrersMode: string(mode)},
-		blobErr: map[digest.Digest]error{},
-		pushed:  map[string]map[digest.Digest]error{},
+		report:     &Report{Target: opts.Target, DryRun: opts.DryRun, ReferrersMode: string(mode)},
+		blobErr:    map[digest.Digest]error{},
+		pushed:     map[string]map[digest.Digest]error{},
+		blobsThere: map[string]map[digest.Digest]bool{},
+		tagsDone:   map[string]bool{},
 	}
 	resolver, hosts := opts.Remote.Resolver(ctx), opts.Remote.Hosts(ctx)
 	im.reg = &registry{
@@ -101,6 +108,14 @@ func (im *importer) notice(format string, args ...any) {
 }
 
 func (im *importer) run(ctx context.Context) error {
+	if err := im.preflight(ctx); err != nil {
+		return remote.Explain(err, im.t.host)
+	}
+	for _, i := range im.plan.images {
+		if i.refused != nil && i.err == nil {
+			i.err = i.refused
+		}
+	}
 	jobs, err := im.checkTarget(ctx)
 	if err != nil {
 		return remote.Explain(err, im.t.host)
@@ -135,7 +150,8 @@ func (im *importer) run(ctx context.Context) error {
 // then cosign tags, and fills the report.
 func (im *importer) pushGraph(ctx context.Context) error {
 	for _, name := range im.plan.names {
-		im.pushLevels(ctx, name, im.plan.repos[name].levels)
+		rp := im.plan.repos[name]
+		im.pushLevels(ctx, rp, rp.levels)
 	}
 	images := im.plan.images
 	_ = forEach(ctx, im.opts.Concurrency, len(images), func(ctx context.Context, k int) error {
@@ -182,15 +198,21 @@ func (im *importer) finish() error {
 		if _, tried := im.state(i.repo, i.root.Desc.Digest); i.err == nil && !tried {
 			i.err = errors.New("not pushed: the import stopped before it")
 		}
-		if i.err != nil {
+		switch {
+		case i.err != nil:
 			failed++
-			rep.Error = i.err.Error()
+			rep.State, rep.Error = StateFailed, i.err.Error()
+			if i.refused != nil {
+				rep.State = StateRefused
+			}
 			im.report.Failed = append(im.report.Failed, fmt.Sprintf("%s (%s): %v", rep.Target, i.source, i.err))
 			continue
-		}
-		rep.Pushed = !im.opts.DryRun
-		if im.opts.DryRun {
-			im.notice("would push %s (%s) as %s", i.source, rep.Digest, rep.Target)
+		case i.there:
+			rep.State = StateThere
+		case im.opts.DryRun:
+			rep.State = StatePush
+		default:
+			rep.State, rep.Pushed = StatePushed, true
 		}
 	}
 	if len(im.report.Failed) > 0 {

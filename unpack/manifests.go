@@ -23,13 +23,13 @@ var errSparse = errors.New("sparse index refused")
 // pushLevels pushes, in repo, the manifests of levels that are not there
 // yet, children before parents, by digest. A manifest whose blobs or
 // children failed is not pushed: nothing half-made lands.
-func (im *importer) pushLevels(ctx context.Context, repo string, levels [][]*graph.Node) {
+func (im *importer) pushLevels(ctx context.Context, rp *repoPlan, levels [][]*graph.Node) {
 	// Manifests of one level (none a child of another) go side by side: a
 	// registry answers each PUT in a round trip or two, and one at a time
 	// they were most of the time of an import that had little to upload.
 	for _, level := range levels {
 		_ = forEach(ctx, im.opts.Concurrency, len(level), func(ctx context.Context, k int) error {
-			im.pushManifest(ctx, repo, level[k])
+			im.pushManifest(ctx, rp, level[k])
 			return nil
 		})
 		if ctx.Err() != nil {
@@ -38,15 +38,26 @@ func (im *importer) pushLevels(ctx context.Context, repo string, levels [][]*gra
 	}
 }
 
-func (im *importer) pushManifest(ctx context.Context, repo string, n *graph.Node) {
+func (im *importer) pushManifest(ctx context.Context, rp *repoPlan, n *graph.Node) {
+	repo := rp.name
 	if _, done := im.state(repo, n.Desc.Digest); done {
 		return
 	}
 	err := im.depsError(repo, n)
 	if err == nil && !im.opts.DryRun {
-		err = im.reg.pushManifest(ctx, repo, "", n.PushDesc(), n.Raw)
+		// An image's manifest goes up under its tag: one request stores
+		// and tags it.
+		tag := ""
+		if tags := rp.tags[n.Desc.Digest]; len(tags) > 0 {
+			tag = tags[0]
+		}
+		err = im.reg.pushManifest(ctx, repo, tag, n.PushDesc(), n.Raw)
 		if err != nil {
 			err = im.manifestError(repo, n, err)
+		} else if tag != "" {
+			im.mu.Lock()
+			im.tagsDone[repo+":"+tag] = true
+			im.mu.Unlock()
 		}
 	}
 	im.setState(repo, n.Desc.Digest, err)
@@ -108,12 +119,17 @@ func (im *importer) tagImage(ctx context.Context, i *image, rep *ImageReport) er
 	if err != nil {
 		return err
 	}
-	if i.tag == "" || im.opts.DryRun {
+	if i.tag == "" || im.opts.DryRun || i.there {
 		return nil
 	}
-	n := i.node()
-	if err := im.reg.pushManifest(ctx, i.repo, i.tag, n.PushDesc(), n.Raw); err != nil {
-		return fmt.Errorf("tagging %s: %s: %w", im.t.ref(i.repo, i.tag, ""), registryAnswer(err), err)
+	im.mu.Lock()
+	done := im.tagsDone[i.repo+":"+i.tag]
+	im.mu.Unlock()
+	if !done {
+		n := i.node()
+		if err := im.reg.pushManifest(ctx, i.repo, i.tag, n.PushDesc(), n.Raw); err != nil {
+			return fmt.Errorf("tagging %s: %s: %w", im.t.ref(i.repo, i.tag, ""), registryAnswer(err), err)
+		}
 	}
 	im.tagged()
 	return nil
@@ -195,7 +211,7 @@ func (im *importer) publishReferrers(ctx context.Context, rp *repoPlan) error {
 	if len(rp.referrers) == 0 {
 		return nil
 	}
-	im.pushLevels(ctx, rp.name, rp.refLevels)
+	im.pushLevels(ctx, rp, rp.refLevels)
 	subjects := slices.Sorted(maps.Keys(rp.referrers))
 	// Each subject has its own fallback tag: they do not touch each other.
 	return forEach(ctx, im.opts.Concurrency, len(subjects), func(ctx context.Context, k int) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -96,24 +97,30 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 	case failed:
 		verb = "import stopped early:"
 	}
-	fmt.Fprintf(w, "%s %d image(s), %d tag(s), %d referrer(s) into %s (referrers mode %s)\n",
-		verb, len(r.Images), r.Tags, r.Referrers, r.Target, r.ReferrersMode)
+	count := map[string]int{}
 	for _, im := range r.Images {
-		state := "pushed"
-		switch {
-		case im.Error != "":
-			state = "FAILED: " + im.Error
-		case r.DryRun:
-			state = "would push"
-		case !im.Pushed && failed:
-			state = "not pushed"
-		case !im.Pushed:
-			state = "already there"
+		count[im.State]++
+	}
+	var parts []string
+	for _, st := range []string{unpack.StatePushed, unpack.StatePush, unpack.StateThere, unpack.StateRefused, unpack.StateFailed} {
+		if count[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+		}
+	}
+	fmt.Fprintf(w, "%s %d image(s) (%s), %d tag(s), %d referrer(s) into %s (referrers mode %s)\n",
+		verb, len(r.Images), strings.Join(parts, ", "), r.Tags, r.Referrers, safetext.String(r.Target), r.ReferrersMode)
+	for _, im := range r.Images {
+		state := im.State
+		if state == "" {
+			state = unpack.StateNotReached
+		}
+		if im.Error != "" {
+			state += ": " + im.Error
 		}
 		fmt.Fprintf(w, "  %s  %s  %s\n", safetext.String(im.Target), safetext.String(im.Digest), safetext.String(state))
 	}
-	fmt.Fprintf(w, "blobs: %d uploaded, %d skipped, %d mounted; %s; %s\n",
-		r.Uploaded, r.Skipped, r.Mounted, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(w, "blobs: %d uploaded, %d mounted, %d already there; %s; %s\n",
+		r.Uploaded, r.Mounted, r.Skipped, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
 	for _, f := range r.Failed {
 		fmt.Fprintf(w, "failed: %s\n", safetext.String(f))
 	}

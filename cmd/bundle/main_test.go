@@ -164,9 +164,9 @@ func TestServeCommandPrintsAddressAndStopsOnCancel(t *testing.T) {
 
 func TestImportSummarySaysWhatLanded(t *testing.T) {
 	rep := &unpack.Report{Target: "reg:5000/m", ReferrersMode: "tag", Images: []unpack.ImageReport{
-		{Target: "reg:5000/m/a:1", Digest: "sha256:aa", Pushed: true},
-		{Target: "reg:5000/m/b:1", Digest: "sha256:bb"},
-		{Target: "reg:5000/m/c:1", Digest: "sha256:cc", Error: "manifest unknown"},
+		{Target: "reg:5000/m/a:1", Digest: "sha256:aa", Pushed: true, State: unpack.StatePushed},
+		{Target: "reg:5000/m/b:1", Digest: "sha256:bb", State: unpack.StateThere},
+		{Target: "reg:5000/m/c:1", Digest: "sha256:cc", State: unpack.StateFailed, Error: "manifest unknown"},
 	}}
 	tests := []struct {
 		name   string
@@ -174,9 +174,9 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 		dryRun bool
 		want   []string
 	}{
-		{"complete", false, false, []string{"imported 3 image(s)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "FAILED: manifest unknown", "referrers mode tag"}},
-		{"dry run", false, true, []string{"b:1  sha256:bb  would push"}},
-		{"stopped early", true, false, []string{"import stopped early: 3 image(s)", "b:1  sha256:bb  not pushed"}},
+		{"complete", false, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "failed: manifest unknown", "referrers mode tag"}},
+		{"dry run", false, true, []string{"would import 3 image(s)", "b:1  sha256:bb  already there"}},
+		{"stopped early", true, false, []string{"import stopped early: 3 image(s)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
