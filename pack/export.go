@@ -60,6 +60,9 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 	if len(refs) == 0 {
 		return opts, "", errors.New("nothing to export: name at least one image reference")
 	}
+	if len(refs) > graph.MaxIndexEntries {
+		return opts, "", fmt.Errorf("%d references: a bundle's index.json lists at most %d entries; export them in several bundles", len(refs), graph.MaxIndexEntries)
+	}
 	if opts.Output == "" {
 		return opts, "", errors.New("no output file: give one with --output")
 	}
@@ -111,7 +114,11 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	// Roots are walked at the same time, sharing the discovery's limit on
 	// requests; the assembly afterwards is sequential in the order given,
 	// which is what decides where a shared blob is fetched from.
+	// At most Concurrency walks at a time: one goroutine per reference at
+	// once made thousands of stacks for the collector to scan while they
+	// all waited on the same request limit.
 	wg, wctx := errgroup.WithContext(ctx)
+	wg.SetLimit(opts.Concurrency)
 	walkErrs := make([]error, len(roots))
 	for i, rt := range roots {
 		wg.Go(func() error {
