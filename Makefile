@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # Packages under testdata/ are invisible to ./... patterns: name them.
 EXTRA   := ./testdata/sample ./testdata/gen
-GOFILES  = $(shell find . -name '*.go' -not -path './deps/*' -not -path './.git/*')
+GOFILES  = $(shell git ls-files '*.go')
 
 .PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
 
@@ -28,7 +28,7 @@ unit:
 # Every Fuzz target of every package, 5 seconds each (go test fuzzes one
 # target of one package per run).
 fuzz:
-	@set -e; for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^./deps/' | sort); do \
+	@set -e; for f in $$(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . | sort); do \
 		d=$$(dirname $$f); \
 		for t in $$(grep -oE '^func Fuzz[A-Za-z0-9_]*' $$f | sed 's/^func //'); do \
 			echo "fuzz $$d $$t"; \
@@ -63,6 +63,9 @@ bench-go:
 
 lint: vet
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@# No build output or other binary over 1 MiB belongs in the repository.
+	@big=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ $$(stat -c %s "$$f") -gt 1048576 ] && ! grep -Iq . "$$f" && echo "$$f"; done' sh); \
+		if [ -n "$$big" ]; then echo "binary files over 1 MiB are tracked: $$big"; exit 1; fi
 
 clean:
 	rm -rf bin
