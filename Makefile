@@ -17,7 +17,7 @@ build:
 
 # The end-to-end tests run once, forced on (they fail, not skip, when
 # docker-registry or skopeo is missing), after the unit tests and fuzzing.
-test: vet unit fuzz e2e
+test: lint unit fuzz e2e
 
 vet:
 	$(GO) vet ./... $(EXTRA)

@@ -66,13 +66,12 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 	if opts.Output == "" {
 		return opts, "", errors.New("no output file: give one with --output")
 	}
-	comp := opts.Compression
-	if comp == "" {
-		comp = layout.CompressionFromName(opts.Output)
-	}
-	comp, err := layout.ParseCompression(string(comp))
+	comp, err := layout.CompressionFor(opts.Output, opts.Compression)
 	if err != nil {
-		return opts, "", fmt.Errorf("compression for %s: %w", opts.Output, err)
+		return opts, "", err
+	}
+	if err := checkOutput(opts.Output, opts.Force); err != nil {
+		return opts, "", err
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -88,6 +87,27 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 		opts.Progress = progress.Discard{}
 	}
 	return opts, comp, nil
+}
+
+// checkOutput refuses, before any request, an output that would clobber a
+// file (unless force), that is a directory, or whose directory cannot be
+// written: finding out after an hour of downloads helps nobody.
+func checkOutput(out string, force bool) error {
+	if fi, err := os.Stat(out); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("output %s is a directory: give a file name, such as %s", out, filepath.Join(out, "bundle.tar.zst"))
+		}
+		if !force {
+			return fmt.Errorf("output %s exists: pass --force to replace it (and its .sha256), or choose another name", out)
+		}
+	}
+	dir := filepath.Dir(out)
+	probe, err := os.CreateTemp(dir, ".bundle-write-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write into %s (%w): check that the directory exists and is writable", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // makePlan resolves every reference and walks its graph.
@@ -131,7 +151,14 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 		return nil, err
 	}
 	src.dropHanded()
-	return assemble(g, roots)
+	if roots, err = keepMatching(g, roots, opts); err != nil {
+		return nil, err
+	}
+	plan, err := assemble(g, roots)
+	if err != nil {
+		return nil, err
+	}
+	return plan, checkArtifactTypes(plan, opts)
 }
 
 // resolveAll resolves refs concurrently; a failure is reported for the

@@ -51,6 +51,9 @@ func importCommand(s streams, parseOnly bool) *cli.Command {
 			if parseOnly {
 				return nil
 			}
+			if err := checkHostsDir(c); err != nil {
+				return err
+			}
 			return runImport(c, s, a[0])
 		},
 	}

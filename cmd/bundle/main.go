@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
@@ -20,12 +21,19 @@ import (
 var version = ""
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// After the first signal has cancelled the work, a second one kills the
-	// process the default way.
+	// The first SIGINT or SIGTERM cancels the work, which stops cleanly
+	// (a partial archive salvaged, nothing half-pushed); a second one kills
+	// the process the default way. The exit status is the shell's
+	// convention for a signal: 128 + its number (130, 143).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var caught atomic.Value
 	go func() {
-		<-ctx.Done()
-		stop()
+		s := <-sigs
+		caught.Store(s)
+		signal.Stop(sigs)
+		cancel()
 	}()
 	// containerd and distribution log through the process-wide logrus
 	// logger: every 404 of a probe, every request served. The commands report
@@ -35,7 +43,10 @@ func main() {
 	stopProfile := startCPUProfile(os.Getenv("BUNDLE_CPUPROFILE"), os.Args)
 	code := run(ctx, os.Args, streams{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stopProfile()
-	stop()
+	cancel()
+	if s, ok := caught.Load().(syscall.Signal); ok && code != exitOK {
+		code = 128 + int(s)
+	}
 	os.Exit(code)
 }
 
