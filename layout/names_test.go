@@ -1,8 +1,8 @@
 package layout
 
 import (
-	"strings"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
