@@ -60,11 +60,7 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 	}
 	defer src.close()
 
-	resolver, hosts := opts.Remote.Resolver(ctx), opts.Remote.Hosts(ctx)
-	im.reg = &registry{
-		host: t.host, resolver: resolver, hosts: hosts,
-		pub: &referrers.Publisher{Resolver: resolver, Hosts: hosts, Mode: mode},
-	}
+	im.reg = newRegistry(ctx, t.host, opts.Remote, mode)
 	err = im.run(ctx, src)
 	im.report.Duration = time.Since(start)
 	return im.report, err
