@@ -37,7 +37,8 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the content cache %s: %w: choose another with --cache", opts.CacheDir, err)
 	}
-	src := newSource(opts.Remote.Resolver(ctx), store, opts.Remote.MaxRetries, opts.Remote.MinBackoff)
+	resolver, client := opts.Remote.Connect(ctx)
+	src := newSource(resolver, client, store, opts.Remote.Policy())
 
 	plan, err := makePlan(ctx, src, refs, opts)
 	if err != nil {
@@ -118,7 +119,7 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	}
 	var finder referrerFinder
 	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Hosts: opts.Remote.Hosts(ctx), Cosign: true, Fetched: src.handOver}
+		finder = &referrers.Finder{Resolver: src.resolver, Client: src.client, Cosign: true, Fetched: src.handOver}
 	}
 	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
 	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)
@@ -232,12 +233,7 @@ func resolve(ctx context.Context, src *source, ref string) (root, error) {
 	if tag == "" && dgst == "" {
 		full += ":latest"
 	}
-	var desc ocispec.Descriptor
-	err = src.retry(ctx, func() error {
-		var err error
-		_, desc, err = src.resolver.Resolve(ctx, full)
-		return err
-	})
+	_, desc, err := src.resolver.Resolve(ctx, full)
 	if err != nil {
 		return root{}, remote.Explain(err, full)
 	}

@@ -70,11 +70,7 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 		blobsThere: map[string]map[digest.Digest]bool{},
 		tagsDone:   map[string]bool{},
 	}
-	resolver, hosts := opts.Remote.Resolver(ctx), opts.Remote.Hosts(ctx)
-	im.reg = &registry{
-		host: t.host, resolver: resolver, hosts: hosts,
-		pub: &referrers.Publisher{Resolver: resolver, Hosts: hosts, Mode: mode},
-	}
+	im.reg = newRegistry(ctx, t.host, opts.Remote, mode)
 	if im.plan, err = newPlan(b.Graph, t, im.notice); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", file, err)
 	}
