@@ -8,12 +8,16 @@ LDFLAGS := -X main.version=$(VERSION)
 EXTRA   := ./testdata/sample ./testdata/gen
 GOFILES  = $(shell git ls-files '*.go')
 
-.PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
+.PHONY: all build install test unit fuzz e2e demo bench bench-go lint vet clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bundle
+
+# install puts bundle where go install does: $(go env GOPATH)/bin.
+install:
+	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/bundle
 
 # The end-to-end tests run once, forced on (they fail, not skip, when
 # docker-registry or skopeo is missing), after the unit tests and fuzzing.

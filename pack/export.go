@@ -78,11 +78,9 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 		opts.Concurrency = 8
 	}
 	if opts.CacheDir == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return opts, "", fmt.Errorf("no user cache directory (%w): give one with --cache", err)
+		if opts.CacheDir, err = CacheDir(); err != nil {
+			return opts, "", err
 		}
-		opts.CacheDir = filepath.Join(dir, "bundle", "content")
 	}
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard{}

@@ -43,6 +43,10 @@ func TestFlagsAfterArgumentsAreMovedInFront(t *testing.T) {
 			[]string{"verify", "--", "-odd.tar", "--json"}},
 		{"unknown command untouched", []string{"frobnicate", "x", "--y"},
 			[]string{"frobnicate", "x", "--y"}},
+		{"subcommand flags", []string{"cache", "ls", "--cache", "/tmp/c"},
+			[]string{"cache", "ls", "--cache", "/tmp/c"}},
+		{"subcommand flags after an argument", []string{"completion", "bash", "--help"},
+			[]string{"completion", "--help", "bash"}},
 	}
 	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
 	for _, tt := range tests {
@@ -190,5 +194,41 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpHasExamplesAndFitsA100ColumnTerminal renders every command's help.
+func TestHelpHasExamplesAndFitsA100ColumnTerminal(t *testing.T) {
+	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
+	for _, c := range app.Commands {
+		t.Run(c.Name, func(t *testing.T) {
+			code, stdout, _ := runBundle(t, c.Name, "--help")
+			if code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(stdout, "Examples:") {
+				t.Errorf("no examples:\n%s", stdout)
+			}
+			for _, line := range strings.Split(stdout, "\n") {
+				if len(line) > helpWidth {
+					t.Errorf("%d columns: %q", len(line), line)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionCommandSaysVersionGoAndPlatform(t *testing.T) {
+	code, stdout, _ := runBundle(t, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "bundle ") || !strings.Contains(stdout, "go 1.") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if code, stdout, _ := runBundle(t, "completion", shell); code != exitOK || !strings.Contains(stdout, "bundle") {
+			t.Errorf("completion %s: exit %d, %q", shell, code, stdout)
+		}
+	}
+	if code, _, _ := runBundle(t, "completion", "tcsh"); code != exitUsage {
+		t.Errorf("completion tcsh: exit %d, want %d", code, exitUsage)
 	}
 }
