@@ -125,8 +125,10 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 		return nil, err
 	}
 	var roots []root
+	given := map[string]bool{}
 	for _, rt := range resolved {
-		if !slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
+		if !given[rt.ref] {
+			given[rt.ref] = true
 			roots = append(roots, rt)
 		}
 	}
@@ -383,8 +385,12 @@ func fetchError(n *Node, err error) error {
 }
 
 func refsOf(n *Node) string {
-	if len(n.Refs) == 0 {
+	switch {
+	case len(n.Refs) == 0:
 		return n.Repo
+	case len(n.Refs) > 3:
+		// A base layer can be shared by thousands of images.
+		return strings.Join(n.Refs[:3], ", ") + fmt.Sprintf(" and %d more", len(n.Refs)-3)
 	}
 	return strings.Join(n.Refs, ", ")
 }
