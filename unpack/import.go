@@ -147,7 +147,7 @@ func (im *importer) run(ctx context.Context) error {
 func (im *importer) pushGraph(ctx context.Context) error {
 	for _, name := range im.plan.names {
 		rp := im.plan.repos[name]
-		im.pushLevels(ctx, rp, rp.levels)
+		im.pushLevels(ctx, rp, rp.levels, false)
 	}
 	images := im.plan.images
 	_ = forEach(ctx, im.opts.Concurrency, len(images), func(ctx context.Context, k int) error {
