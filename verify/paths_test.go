@@ -77,4 +77,3 @@ func TestEveryPathSeesTheSameBundle(t *testing.T) {
 		}
 	}
 }
-
