@@ -126,11 +126,12 @@ func (im *importer) count(res pushResult, size int64) {
 // images that need it, and returns the error.
 func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) error {
 	var mm *verify.MismatchError
-	what := "pushing blob"
 	if errors.As(err, &mm) {
-		what = "the bundle's copy of blob"
+		// Said once, at the boundary: the digest and what came instead.
+		err = &blobErr{msg: fmt.Sprintf("blob %s of the bundle is damaged (got %s): copy the bundle again, or export it again", d.Digest, mm.Got()), err: err}
+	} else {
+		err = fmt.Errorf("pushing blob %s to %s: %w", d.Digest, im.reg.name(repo), err)
 	}
-	err = fmt.Errorf("%s %s to %s: %w", what, d.Digest, im.reg.name(repo), err)
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if im.blobErr[d.Digest] == nil {
@@ -138,6 +139,15 @@ func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) erro
 	}
 	return err
 }
+
+// blobErr is a message built whole, keeping the cause for errors.Is.
+type blobErr struct {
+	msg string
+	err error
+}
+
+func (e *blobErr) Error() string { return e.msg }
+func (e *blobErr) Unwrap() error { return e.err }
 
 // missingBlobs records every needed blob the bundle lacks. Non-distributable
 // (foreign) layers are expected to be absent: registries fetch them from

@@ -180,7 +180,7 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 	}{
 		{"complete", false, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "failed: manifest unknown", "referrers mode tag"}},
 		{"dry run", false, true, []string{"would import 3 image(s)", "b:1  sha256:bb  already there"}},
-		{"stopped early", true, false, []string{"import stopped early: 3 image(s)"}},
+		{"failed but finished", true, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
