@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -55,8 +56,9 @@ type frameStream struct {
 	name      string
 	pos, end  int64
 	dec       *zstd.Decoder
-	frame     int   // the frame dec is in; -1 for none
-	dpos      int64 // the tar offset of dec's next byte
+	frame     int    // the frame dec is in; -1 for none
+	dpos      int64  // the tar offset of dec's next byte
+	buf       []byte // the frame's compressed bytes
 	err       error
 	closeOnce sync.Once
 }
@@ -141,8 +143,17 @@ func (f *frameStream) start(i int) error {
 		f.dec = d
 	}
 	f.frame, f.dpos = i, t.doff[i]
-	sec := io.NewSectionReader(f.z.ra, t.coff[i], int64(t.frames[i].csize))
-	if err := f.dec.Reset(sec); err != nil {
+	// The frame's compressed bytes in one read: the decoder would otherwise
+	// ask for them a few KiB at a time, a system call each.
+	size := int(t.frames[i].csize)
+	if cap(f.buf) < size {
+		f.buf = make([]byte, size)
+	}
+	f.buf = f.buf[:size]
+	if _, err := f.z.ra.ReadAt(f.buf, t.coff[i]); err != nil {
+		return f.frameErr(err)
+	}
+	if err := f.dec.Reset(bytes.NewReader(f.buf)); err != nil {
 		return f.frameErr(err)
 	}
 	return nil
@@ -169,6 +180,7 @@ func (f *frameStream) Close() error {
 			f.z.decs.Put(f.dec)
 			f.dec = nil
 		}
+		f.buf = nil
 		if f.err == nil {
 			f.err = errors.New("read " + f.name + ": reader is closed")
 		}

@@ -74,16 +74,36 @@ func isLayoutDir(name string) bool {
 	return ok && digest.Algorithm(alg).Available()
 }
 
-// CompressionFromName chooses a compression from a file name's extension.
-func CompressionFromName(filename string) Compression {
+// CompressionFromName chooses a compression from a file name's extension:
+// .tar, .tar.gz or .tgz, .tar.zst or .tzst. ok is false for any other
+// name, which says nothing a reader of it could rely on.
+func CompressionFromName(filename string) (c Compression, ok bool) {
 	n := strings.ToLower(filename)
 	switch {
 	case strings.HasSuffix(n, ".tar.gz"), strings.HasSuffix(n, ".tgz"):
-		return Gzip
-	case strings.HasSuffix(n, ".tar.zst"), strings.HasSuffix(n, ".tzst"), strings.HasSuffix(n, ".zst"):
-		return Zstd
+		return Gzip, true
+	case strings.HasSuffix(n, ".tar.zst"), strings.HasSuffix(n, ".tzst"):
+		return Zstd, true
+	case strings.HasSuffix(n, ".tar"):
+		return None, true
 	}
-	return None
+	return None, false
+}
+
+// CompressionFor is the compression of an archive named filename, given
+// --compress as asked ("" for none given): the two must agree, and one of
+// them must say.
+func CompressionFor(filename string, asked Compression) (Compression, error) {
+	byName, ok := CompressionFromName(filename)
+	switch {
+	case asked == "" && !ok:
+		return "", fmt.Errorf("%s: the name does not say the compression: end it with .tar, .tar.gz or .tar.zst, or pass --compress", filename)
+	case asked == "":
+		return byName, nil
+	case ok && asked != byName:
+		return "", fmt.Errorf("%s names a %s archive but --compress says %s: rename the file or drop --compress", filename, byName, asked)
+	}
+	return ParseCompression(string(asked))
 }
 
 // ParseCompression parses the value of --compress.

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -61,13 +62,39 @@ func TestCheckName(t *testing.T) {
 }
 
 func TestCompressionFromName(t *testing.T) {
-	tests := map[string]Compression{
-		"b.tar": None, "b": None, "b.tar.gz": Gzip, "B.TGZ": Gzip, "b.tar.zst": Zstd,
-		"b.tzst": Zstd, "b.zst": Zstd, "dir/b.tar.zst.partial": None, "b.gz.tar": None,
+	known := map[string]Compression{
+		"b.tar": None, "b.tar.gz": Gzip, "B.TGZ": Gzip, "b.tar.zst": Zstd, "b.tzst": Zstd, "b.gz.tar": None,
 	}
-	for name, want := range tests {
-		if got := CompressionFromName(name); got != want {
-			t.Errorf("CompressionFromName(%q) = %s, want %s", name, got, want)
+	for name, want := range known {
+		if got, ok := CompressionFromName(name); got != want || !ok {
+			t.Errorf("CompressionFromName(%q) = %s %v, want %s", name, got, ok, want)
+		}
+	}
+	for _, name := range []string{"b", "b.zst", "x.tar.xz", "x.tar.zstd", "dir/b.tar.zst.partial"} {
+		if _, ok := CompressionFromName(name); ok {
+			t.Errorf("CompressionFromName(%q) says it knows", name)
+		}
+	}
+}
+
+func TestCompressionForRefusesWhatItCannotTell(t *testing.T) {
+	tests := []struct {
+		name  string
+		asked Compression
+		want  Compression
+		err   string
+	}{
+		{"b.tar.zst", "", Zstd, ""},
+		{"b.tar.gz", Gzip, Gzip, ""},
+		{"b.bin", Zstd, Zstd, ""},
+		{"x.tar.xz", "", "", "does not say the compression"},
+		{"x", "", "", "does not say the compression"},
+		{"y.tar.gz", Zstd, "", "names a gzip archive but --compress says zstd"},
+	}
+	for _, tt := range tests {
+		got, err := CompressionFor(tt.name, tt.asked)
+		if (err == nil) != (tt.err == "") || (err != nil && !strings.Contains(err.Error(), tt.err)) || got != tt.want {
+			t.Errorf("CompressionFor(%q, %q) = %q, %v; want %q, %q", tt.name, tt.asked, got, err, tt.want, tt.err)
 		}
 	}
 }

@@ -48,6 +48,10 @@ type Entry struct {
 	Size   int64
 	Header int64 // tar offset of its first header block (a PAX header, if any)
 	Offset int64 // tar offset of its content
+	// Canonical says its header blocks are byte for byte what Writer
+	// writes for such an entry: in an archive bundle wrote, anything else
+	// is damage that parsed (a checksum's terminator, a padding byte).
+	Canonical bool
 }
 
 // NewReader starts reading a layout tar stream from r, detecting gzip and
@@ -168,6 +172,7 @@ func (r *Reader) Next() (Entry, error) {
 func (r *Reader) nextEntry() (Entry, error) {
 	for {
 		at := r.next
+		r.src.capture(at)
 		hdr, err := r.tr.Next()
 		if errors.Is(err, io.EOF) {
 			return Entry{}, r.finish(at)
@@ -197,7 +202,8 @@ func (r *Reader) nextEntry() (Entry, error) {
 		}
 		r.seen[name] = struct{}{}
 		r.cur, r.last = name, name
-		return Entry{Name: name, Size: hdr.Size, Header: at, Offset: data}, nil
+		raw := r.src.captured(data)
+		return Entry{Name: name, Size: hdr.Size, Header: at, Offset: data, Canonical: canonicalHeader(hdr, raw)}, nil
 	}
 }
 
@@ -309,9 +315,27 @@ type tarSource struct {
 	seek           bool // r is an io.Seeker
 	pos            int64
 	zeroFrom, zero int64 // bytes in [zeroFrom, zero) must be zero
+	// The header blocks of the entry being read: the bytes from capFrom
+	// on, at most maxCapture of them.
+	capFrom int64
+	cap     []byte
 }
 
+// maxCapture bounds the header bytes kept per entry; a longer header
+// (a PAX header of long records) is simply not canonical.
+const maxCapture = 16 << 10
+
 func (s *tarSource) expectZeros(from, to int64) { s.zeroFrom, s.zero = from, to }
+
+func (s *tarSource) capture(from int64) { s.capFrom, s.cap = from, s.cap[:0] }
+
+// captured returns the header blocks up to to, nil if not all were kept.
+func (s *tarSource) captured(to int64) []byte {
+	if n := to - s.capFrom; n >= 0 && n <= int64(len(s.cap)) {
+		return s.cap[:n]
+	}
+	return nil
+}
 
 func (s *tarSource) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
@@ -319,6 +343,9 @@ func (s *tarSource) Read(p []byte) (int, error) {
 		if i := firstNonZero(p[lo-s.pos : hi-s.pos]); i >= 0 {
 			return 0, fmt.Errorf("tar offset %d: a byte that must be zero (padding) is not: %w", lo+int64(i), errNotZero)
 		}
+	}
+	if lo := max(s.pos, s.capFrom); lo < s.pos+int64(n) && int64(len(s.cap)) == lo-s.capFrom && len(s.cap) < maxCapture {
+		s.cap = append(s.cap, p[lo-s.pos:min(int64(n), lo-s.pos+int64(maxCapture-len(s.cap)))]...)
 	}
 	s.pos += int64(n)
 	return n, err

@@ -2,6 +2,7 @@ package layout
 
 import (
 	"archive/tar"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -147,14 +148,7 @@ func (w *Writer) writeEntry(name string, size int64, r io.Reader, precompressed 
 	if err := w.sink.beginHeader(precompressed); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	hdr := &tar.Header{
-		Typeflag: tar.TypeReg,
-		Name:     name,
-		Size:     size,
-		Mode:     0o644,
-		ModTime:  epoch,
-	}
-	if err := w.tw.WriteHeader(hdr); err != nil {
+	if err := w.tw.WriteHeader(entryHeader(name, size)); err != nil {
 		return fmt.Errorf("write %s: tar header: %w", name, err)
 	}
 	if err := w.sink.beginContent(precompressed); err != nil {
@@ -197,6 +191,24 @@ func (w *Writer) writeEntry(name string, size int64, r io.Reader, precompressed 
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
+}
+
+// entryHeader is the tar header of every entry Writer writes.
+func entryHeader(name string, size int64) *tar.Header {
+	return &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o644, ModTime: epoch}
+}
+
+// canonicalHeader reports whether raw is exactly the header blocks Writer
+// writes for the entry hdr describes.
+func canonicalHeader(hdr *tar.Header, raw []byte) bool {
+	if raw == nil || hdr.Typeflag != tar.TypeReg {
+		return false
+	}
+	var b bytes.Buffer
+	if err := tar.NewWriter(&b).WriteHeader(entryHeader(hdr.Name, hdr.Size)); err != nil {
+		return false
+	}
+	return bytes.Equal(b.Bytes(), raw)
 }
 
 // expectEOF reads past the declared size: a verifying reader reports a

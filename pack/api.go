@@ -17,10 +17,14 @@ type Options struct {
 	Platforms     []string           // OS/ARCH[/VARIANT]; empty means all
 	NoReferrers   bool
 	ArtifactTypes []string // keep only referrers of these types; empty means all
-	Concurrency   int      // default 8
-	CacheDir      string   // content cache; "" means <user cache dir>/bundle/content
-	Remote        remote.Options
-	Progress      progress.Tracker // nil means progress.Discard
+	// AllowEmpty turns "the filters keep nothing of this image" from an
+	// error into a notice.
+	AllowEmpty  bool
+	Force       bool   // replace an existing Output
+	Concurrency int    // default 8
+	CacheDir    string // content cache; "" means <user cache dir>/bundle/content
+	Remote      remote.Options
+	Progress    progress.Tracker // nil means progress.Discard
 	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
 	Notice func(format string, args ...any)
 }

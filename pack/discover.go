@@ -2,6 +2,7 @@ package pack
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -36,6 +37,12 @@ type entry struct {
 	manifest  *graph.Manifest
 	children  []ocispec.Descriptor // after platform and foreign-layer filtering
 	referrers []foundReferrer
+	// platform is a root image manifest's, from its config; all lists an
+	// index's platforms before filtering.
+	platform *ocispec.Platform
+	all      []string
+	// dropped are the artifact types of referrers --artifact-type left out.
+	dropped []string
 }
 
 type foundReferrer struct {
@@ -133,11 +140,47 @@ func (g *discovery) children(rt root) images.HandlerFunc {
 		if err != nil {
 			return nil, fmt.Errorf("%s: manifest %s: %w", rt.ref, desc.Digest, err)
 		}
+		var plat *ocispec.Platform
+		if desc.Digest == rt.desc.Digest && !graph.IsIndex(desc.MediaType) && m.Config != nil && isImageConfig(m.Config.MediaType) {
+			// A single-platform image says its platform in its config: read
+			// now, it is held for the archive and not fetched again.
+			cfg, err := g.src.manifest(ctx, rt.repo, *m.Config)
+			if err != nil {
+				return nil, fmt.Errorf("%s: reading config %s: %w", rt.ref, m.Config.Digest, err)
+			}
+			plat = configPlatform(cfg)
+		}
 		g.mu.Lock()
-		g.entries[entryKey{rt.repo, desc.Digest}].manifest = m
+		e := g.entries[entryKey{rt.repo, desc.Digest}]
+		e.manifest, e.platform = m, plat
+		for _, c := range m.Manifests {
+			if c.Platform != nil && !isAttestation(c) && c.Platform.OS != "unknown" {
+				e.all = append(e.all, platforms.Format(*c.Platform))
+			}
+		}
 		g.mu.Unlock()
+		if plat != nil && g.matcher != nil && !g.matcher.Match(*plat) {
+			return nil, nil // left out: checked against --allow-empty later
+		}
 		return m.Children(), nil
 	}
+}
+
+func isImageConfig(mt string) bool {
+	return mt == ocispec.MediaTypeImageConfig || mt == "application/vnd.docker.container.image.v1+json"
+}
+
+// configPlatform reads os, architecture and variant from an image config.
+func configPlatform(data []byte) *ocispec.Platform {
+	var c struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+		Variant      string `json:"variant"`
+	}
+	if json.Unmarshal(data, &c) != nil || c.OS == "" || c.Architecture == "" {
+		return nil
+	}
+	return &ocispec.Platform{OS: c.OS, Architecture: c.Architecture, Variant: c.Variant}
 }
 
 // filterPlatforms keeps, in an index, the children of the wanted platforms,
@@ -227,8 +270,15 @@ func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerF
 		if err != nil {
 			return nil, fmt.Errorf("%s: finding referrers of %s: %w", rt.ref, desc.Digest, err)
 		}
+		var dropped []string
 		if len(g.types) > 0 {
-			rs = referrers.Filter(rs, g.types)
+			kept := referrers.Filter(rs, g.types)
+			for _, r := range rs {
+				if !slices.Contains(g.types, r.Descriptor.ArtifactType) && !slices.Contains(dropped, r.Descriptor.ArtifactType) {
+					dropped = append(dropped, r.Descriptor.ArtifactType)
+				}
+			}
+			rs = kept
 		}
 		var found []foundReferrer
 		out := slices.Clone(children)
@@ -240,7 +290,8 @@ func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerF
 			out = append(out, r.Descriptor)
 		}
 		g.mu.Lock()
-		g.entries[entryKey{rt.repo, desc.Digest}].referrers = found
+		e := g.entries[entryKey{rt.repo, desc.Digest}]
+		e.referrers, e.dropped = found, dropped
 		g.mu.Unlock()
 		return out, nil
 	}
@@ -272,9 +323,16 @@ func (g *discovery) skippedList() []string {
 	return slices.Compact(out)
 }
 
-// platformsOf lists the platforms kept in an index, "" for anything else.
+// platformsOf lists the platforms kept of a root: an index's children,
+// or a single image's own platform.
 func (g *discovery) platformsOf(repo string, d digest.Digest) []string {
 	e := g.get(repo, d)
+	if e != nil && e.platform != nil {
+		if g.matcher != nil && !g.matcher.Match(*e.platform) {
+			return nil
+		}
+		return []string{platforms.Format(*e.platform)}
+	}
 	if e == nil || e.manifest == nil || !graph.IsIndex(e.desc.MediaType) {
 		return nil
 	}

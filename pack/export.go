@@ -37,7 +37,8 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the content cache %s: %w: choose another with --cache", opts.CacheDir, err)
 	}
-	src := newSource(opts.Remote.Resolver(ctx), store, opts.Remote.MaxRetries, opts.Remote.MinBackoff)
+	resolver, client := opts.Remote.Connect(ctx)
+	src := newSource(resolver, client, store, opts.Remote.Policy())
 
 	plan, err := makePlan(ctx, src, refs, opts)
 	if err != nil {
@@ -60,31 +61,52 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 	if len(refs) == 0 {
 		return opts, "", errors.New("nothing to export: name at least one image reference")
 	}
+	if len(refs) > graph.MaxIndexEntries {
+		return opts, "", fmt.Errorf("%d references: a bundle's index.json lists at most %d entries; export them in several bundles", len(refs), graph.MaxIndexEntries)
+	}
 	if opts.Output == "" {
 		return opts, "", errors.New("no output file: give one with --output")
 	}
-	comp := opts.Compression
-	if comp == "" {
-		comp = layout.CompressionFromName(opts.Output)
-	}
-	comp, err := layout.ParseCompression(string(comp))
+	comp, err := layout.CompressionFor(opts.Output, opts.Compression)
 	if err != nil {
-		return opts, "", fmt.Errorf("compression for %s: %w", opts.Output, err)
+		return opts, "", err
+	}
+	if err := checkOutput(opts.Output, opts.Force); err != nil {
+		return opts, "", err
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
 	}
 	if opts.CacheDir == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return opts, "", fmt.Errorf("no user cache directory (%w): give one with --cache", err)
+		if opts.CacheDir, err = CacheDir(); err != nil {
+			return opts, "", err
 		}
-		opts.CacheDir = filepath.Join(dir, "bundle", "content")
 	}
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard{}
 	}
 	return opts, comp, nil
+}
+
+// checkOutput refuses, before any request, an output that would clobber a
+// file (unless force), that is a directory, or whose directory cannot be
+// written: finding out after an hour of downloads helps nobody.
+func checkOutput(out string, force bool) error {
+	if fi, err := os.Stat(out); err == nil {
+		if fi.IsDir() {
+			return fmt.Errorf("output %s is a directory: give a file name, such as %s", out, filepath.Join(out, "bundle.tar.zst"))
+		}
+		if !force {
+			return fmt.Errorf("output %s exists: pass --force to replace it (and its .sha256), or choose another name", out)
+		}
+	}
+	dir := filepath.Dir(out)
+	probe, err := os.CreateTemp(dir, ".bundle-write-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write into %s (%w): check that the directory exists and is writable", dir, err)
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // makePlan resolves every reference and walks its graph.
@@ -95,7 +117,7 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	}
 	var finder referrerFinder
 	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Hosts: opts.Remote.Hosts(ctx), Cosign: true, Fetched: src.handOver}
+		finder = &referrers.Finder{Resolver: src.resolver, Client: src.client, Cosign: true, Fetched: src.handOver}
 	}
 	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
 	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)
@@ -103,15 +125,21 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 		return nil, err
 	}
 	var roots []root
+	given := map[string]bool{}
 	for _, rt := range resolved {
-		if !slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
+		if !given[rt.ref] {
+			given[rt.ref] = true
 			roots = append(roots, rt)
 		}
 	}
 	// Roots are walked at the same time, sharing the discovery's limit on
 	// requests; the assembly afterwards is sequential in the order given,
 	// which is what decides where a shared blob is fetched from.
+	// At most Concurrency walks at a time: one goroutine per reference at
+	// once made thousands of stacks for the collector to scan while they
+	// all waited on the same request limit.
 	wg, wctx := errgroup.WithContext(ctx)
+	wg.SetLimit(opts.Concurrency)
 	walkErrs := make([]error, len(roots))
 	for i, rt := range roots {
 		wg.Go(func() error {
@@ -124,7 +152,14 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 		return nil, err
 	}
 	src.dropHanded()
-	return assemble(g, roots)
+	if roots, err = keepMatching(g, roots, opts); err != nil {
+		return nil, err
+	}
+	plan, err := assemble(g, roots)
+	if err != nil {
+		return nil, err
+	}
+	return plan, checkArtifactTypes(plan, opts)
 }
 
 // resolveAll resolves refs concurrently; a failure is reported for the
@@ -198,12 +233,7 @@ func resolve(ctx context.Context, src *source, ref string) (root, error) {
 	if tag == "" && dgst == "" {
 		full += ":latest"
 	}
-	var desc ocispec.Descriptor
-	err = src.retry(ctx, func() error {
-		var err error
-		_, desc, err = src.resolver.Resolve(ctx, full)
-		return err
-	})
+	_, desc, err := src.resolver.Resolve(ctx, full)
 	if err != nil {
 		return root{}, remote.Explain(err, full)
 	}
@@ -355,8 +385,12 @@ func fetchError(n *Node, err error) error {
 }
 
 func refsOf(n *Node) string {
-	if len(n.Refs) == 0 {
+	switch {
+	case len(n.Refs) == 0:
 		return n.Repo
+	case len(n.Refs) > 3:
+		// A base layer can be shared by thousands of images.
+		return strings.Join(n.Refs[:3], ", ") + fmt.Sprintf(" and %d more", len(n.Refs)-3)
 	}
 	return strings.Join(n.Refs, ", ")
 }

@@ -47,6 +47,7 @@ type PlannedImage struct {
 	Platforms []string           // platforms of the children kept (index only)
 	Referrers int                // referrers anywhere in its tree
 	Size      int64              // bytes of all its nodes, for dedup accounting
+	dropped   []string           // artifact types --artifact-type left out
 }
 
 // PlannedReferrer is a referrer manifest as index.json will list it.
@@ -159,13 +160,18 @@ func (a *assembly) visit(img *PlannedImage, repo string, seen map[digest.Digest]
 		a.nodes[d.Digest] = n
 		a.plan.Nodes = append(a.plan.Nodes, n)
 	}
-	if !slices.Contains(n.Refs, img.Ref) {
-		n.Refs = append(n.Refs, img.Ref)
-	}
+	// Each image visits a node once (seen), so its reference is new here:
+	// no search through the references of a node every image shares.
+	n.Refs = append(n.Refs, img.Ref)
 
 	e := a.graph.get(repo, d.Digest)
 	if e == nil {
 		return nil // a blob: config or layer
+	}
+	for _, t := range e.dropped {
+		if !slices.Contains(img.dropped, t) {
+			img.dropped = append(img.dropped, t)
+		}
 	}
 	if e.manifest == nil {
 		return fmt.Errorf("%s (%s) was not walked: this is a bug in bundle's planner", d.Digest, img.Ref)

@@ -11,6 +11,8 @@ import (
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/bundle-dev/bundle/internal/remote"
 )
 
 func TestAsyncSinkKeepsOrderAndHashesEveryByte(t *testing.T) {
@@ -68,7 +70,7 @@ func TestManifestHandedOverByTheFinderIsNotFetchedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No resolver: a fetch would panic or fail, so success means no fetch.
-	src := newSource(nil, store, 1, 1)
+	src := newSource(nil, nil, store, remote.Policy{})
 	data := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}`)
 	desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(data), Size: int64(len(data))}
 	src.handOver(desc, data)

@@ -2,17 +2,12 @@ package pack
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"sync"
-	"syscall"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/remotes"
-	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -25,12 +20,14 @@ import (
 
 // source fetches from registries into the content cache: a containerd
 // local store, which verifies size and digest on commit and keeps partial
-// ingests so that an interrupted fetch resumes.
+// ingests so that an interrupted fetch resumes. Requests retry under the
+// one policy of internal/remote; a blob whose body breaks resumes from the
+// bytes already verified, drawing its attempts from the same budget.
 type source struct {
-	resolver   remotes.Resolver
-	store      content.Store
-	maxRetries int
-	minBackoff time.Duration
+	resolver remotes.Resolver
+	client   *remote.Client
+	store    content.Store
+	policy   remote.Policy
 
 	mu       sync.Mutex
 	fetchers map[string]remotes.Fetcher
@@ -45,21 +42,15 @@ type source struct {
 	handed map[digest.Digest][]byte
 }
 
-func newSource(resolver remotes.Resolver, store content.Store, maxRetries int, minBackoff time.Duration) *source {
-	if maxRetries <= 0 {
-		maxRetries = 5
-	}
-	if minBackoff <= 0 {
-		minBackoff = 200 * time.Millisecond
-	}
+func newSource(resolver remotes.Resolver, client *remote.Client, store content.Store, policy remote.Policy) *source {
 	return &source{
-		resolver:   resolver,
-		store:      store,
-		maxRetries: maxRetries,
-		minBackoff: minBackoff,
-		fetchers:   map[string]remotes.Fetcher{},
-		planned:    map[digest.Digest][]byte{},
-		handed:     map[digest.Digest][]byte{},
+		resolver: resolver,
+		client:   client,
+		store:    store,
+		policy:   policy,
+		fetchers: map[string]remotes.Fetcher{},
+		planned:  map[digest.Digest][]byte{},
+		handed:   map[digest.Digest][]byte{},
 	}
 }
 
@@ -146,20 +137,20 @@ func (s *source) dropHanded() {
 	clear(s.handed)
 }
 
+// fetchManifest reads a manifest whole: the transport read it whole before
+// handing it over, retrying a body cut short, so no loop is needed here.
 func (s *source) fetchManifest(ctx context.Context, repo string, desc ocispec.Descriptor, data *[]byte) error {
-	return s.retry(ctx, func() error {
-		f, err := s.fetcher(ctx, repo)
-		if err != nil {
-			return err
-		}
-		rc, err := f.Fetch(ctx, graph.ForFetch(clean(desc)))
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		*data, err = graph.ReadAll(verify.NewReader(rc, desc))
+	f, err := s.fetcher(ctx, repo)
+	if err != nil {
 		return err
-	})
+	}
+	rc, err := f.Fetch(ctx, graph.ForFetch(clean(desc)))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	*data, err = graph.ReadAll(verify.NewReader(rc, desc))
+	return err
 }
 
 // ensure makes n present and verified in the cache. It returns the bytes
@@ -172,12 +163,23 @@ func (s *source) ensure(ctx context.Context, n *Node, tr progress.Tracker) (fetc
 		return 0, true, nil
 	}
 	tr.Start(id, describe(n), n.Desc.Size)
+	// Each attempt resumes the cache's partial ingest where the last one
+	// broke off; verified bytes are progress, which renews the budget.
+	ctx, attempts := s.policy.Attempts(ctx)
 	var total int64
 	add := func(k int64) {
 		total += k
 		tr.Add(id, k)
+		attempts.Progress()
 	}
-	err = s.retry(ctx, func() error { return s.fetchOnce(ctx, n, add) })
+	for {
+		if err = s.fetchOnce(ctx, n, add); err == nil {
+			break
+		}
+		if err = attempts.Retry(ctx, err); err != nil {
+			break
+		}
+	}
 	tr.Done(id, false, err)
 	return total, false, err
 }
@@ -209,46 +211,6 @@ func (s *source) fetchOnce(ctx context.Context, n *Node, add func(int64)) error 
 		return fmt.Errorf("%w: %w", verify.ErrMismatch, err)
 	}
 	return err
-}
-
-// retry runs fn again with exponential backoff while it fails on something
-// transient (reset, 5xx, 429), on top of the transport's own retries, which
-// do not cover a body cut in the middle.
-func (s *source) retry(ctx context.Context, fn func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := fn()
-		if err == nil || attempt >= s.maxRetries || !transient(err) || ctx.Err() != nil {
-			return err
-		}
-		if s.pause(ctx, attempt) != nil {
-			return err
-		}
-	}
-}
-
-// maxBackoff caps the wait between two attempts.
-const maxBackoff = 10 * time.Second
-
-// pause waits out the backoff after failed attempt number attempt (from
-// 0): minBackoff, doubling, up to maxBackoff.
-func (s *source) pause(ctx context.Context, attempt int) error {
-	return remote.Sleep(ctx, min(s.minBackoff<<min(attempt, 20), maxBackoff))
-}
-
-func transient(err error) bool {
-	if errors.Is(err, verify.ErrMismatch) || errors.Is(err, context.Canceled) {
-		return false
-	}
-	var status remoteerrors.ErrUnexpectedStatus
-	if errors.As(err, &status) {
-		return status.StatusCode == 429 || status.StatusCode >= 500
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errdefs.IsUnavailable(err)
 }
 
 // ingestRef names the cache's partial ingest of d: one per digest, so a

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -102,8 +103,9 @@ func (s *source) stream(ctx context.Context, n *Node, tr progress.Tracker, st *t
 	}
 	id := n.Desc.Digest.String()
 	tr.Start(id, describe(n), n.Desc.Size)
+	ctx, attempts := s.policy.Attempts(ctx)
 	b := &blobStream{
-		ctx: ctx, src: s, n: n, tr: tr, id: id, st: st,
+		ctx: ctx, src: s, n: n, tr: tr, id: id, st: st, attempts: attempts,
 		open: func(ctx context.Context) (io.ReadCloser, error) {
 			return f.Fetch(ctx, graph.ForFetch(clean(n.Desc)))
 		},
@@ -142,20 +144,22 @@ func (v *verifiedStream) Close() error { return v.b.Close() }
 // blobStream is one blob on its way from the registry to the archive. A
 // transient failure in the middle of the body resumes with a range request
 // at the offset reached, since the bytes before it are already in the
-// archive.
+// archive. Its attempts are the blob's budget under the one policy, which
+// its requests draw from too (ctx carries it): the transport's retries of
+// a GET and the resumptions here are one count, renewed by progress.
 type blobStream struct {
-	ctx  context.Context
-	src  *source
-	n    *Node
-	tr   progress.Tracker
-	id   string
-	st   *transferStats
-	open func(context.Context) (io.ReadCloser, error)
+	ctx      context.Context
+	src      *source
+	n        *Node
+	tr       progress.Tracker
+	id       string
+	st       *transferStats
+	open     func(context.Context) (io.ReadCloser, error)
+	attempts *remote.Attempts
 
 	keep     content.Writer // the cache ingest the bytes are copied into, if any
 	rc       io.ReadCloser
 	off      int64
-	attempts int
 	verified bool
 	err      error
 }
@@ -178,7 +182,7 @@ func (b *blobStream) read(p []byte) (int, error) {
 		}
 		if b.rc == nil {
 			if err := b.reopen(); err != nil {
-				if b.retryable(err) {
+				if err = b.attempts.Retry(b.ctx, err); err == nil {
 					continue
 				}
 				return 0, fetchError(b.n, err)
@@ -194,7 +198,7 @@ func (b *blobStream) read(p []byte) (int, error) {
 		}
 		b.rc.Close()
 		b.rc = nil
-		if !b.retryable(err) {
+		if err = b.attempts.Retry(b.ctx, err); err != nil {
 			return n, fetchError(b.n, err)
 		}
 		if n > 0 {
@@ -224,22 +228,12 @@ func (b *blobStream) reopen() error {
 	return nil
 }
 
-// retryable waits out a backoff and says yes while err is transient and
-// attempts remain.
-func (b *blobStream) retryable(err error) bool {
-	if !transient(err) || b.attempts >= b.src.maxRetries {
-		return false
-	}
-	err = b.src.pause(b.ctx, b.attempts)
-	b.attempts++
-	return err == nil
-}
-
 func (b *blobStream) took(p []byte, n int) {
 	if n <= 0 {
 		return
 	}
 	b.off += int64(n)
+	b.attempts.Progress()
 	b.tr.Add(b.id, int64(n))
 	if b.keep != nil {
 		if _, err := b.keep.Write(p[:n]); err != nil {

@@ -8,13 +8,13 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/remotes"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/remote"
 )
 
 // CosignSuffixes are the tag suffixes cosign attaches to <alg>-<hex>.
@@ -22,18 +22,21 @@ var cosignSuffixes = []string{"sig", "att", "sbom"}
 
 // Finder discovers the referrers of manifests in a registry.
 type Finder struct {
+	// Resolver resolves tags and reads manifests.
 	Resolver remotes.Resolver
+	// Client asks each registry once whether it has the referrers API,
+	// reads that API (all its pages), and lists each repository's tags once
+	// so that Find skips the lookups of fallback and cosign tags that are
+	// not there: most manifests have none, and each lookup is a round
+	// trip. The listing is a snapshot taken at the first Find in a
+	// repository.
+	Client *remote.Client
 	// Cosign also looks for the cosign tags <alg>-<hex>.sig, .att and .sbom.
 	Cosign bool
 	// Fetched, if set, receives every referrer manifest Find had to read,
 	// verified against its descriptor, so that a caller walking the tree
 	// need not fetch it again. It may be called from several goroutines.
 	Fetched func(desc ocispec.Descriptor, data []byte)
-	// Hosts, if set, lets Find list each repository's tags once and skip
-	// the lookups of fallback and cosign tags that are not there: most
-	// manifests have none, and each lookup is a round trip. The listing is
-	// a snapshot taken at the first Find in a repository.
-	Hosts docker.RegistryHosts
 
 	tagsMu sync.Mutex
 	tags   map[string]*tagList // by repository
@@ -47,12 +50,9 @@ type tagList struct {
 }
 
 // mayHaveTag reports false only when repo's tag listing is known and lacks
-// tag; without Hosts, or when the registry would not list tags, every tag
-// may exist and is asked for.
+// tag; when the registry would not list tags, every tag may exist and is
+// asked for.
 func (f *Finder) mayHaveTag(ctx context.Context, repo, tag string) bool {
-	if f.Hosts == nil {
-		return true
-	}
 	f.tagsMu.Lock()
 	if f.tags == nil {
 		f.tags = map[string]*tagList{}
@@ -64,10 +64,9 @@ func (f *Finder) mayHaveTag(ctx context.Context, repo, tag string) bool {
 	}
 	f.tagsMu.Unlock()
 	l.once.Do(func() {
-		c := newClient(f.Hosts)
 		// Only tags named after a digest matter here; the others could be
 		// many, and are not kept.
-		list, err := c.tags(ctx, repo, tagPageSize, isDigestTag)
+		list, err := f.Client.Tags(ctx, repo, tagPageSize, isDigestTag)
 		l.err = err
 		l.set = map[string]bool{}
 		for _, t := range list {
@@ -77,21 +76,15 @@ func (f *Finder) mayHaveTag(ctx context.Context, repo, tag string) bool {
 	return l.err != nil || l.set[tag]
 }
 
-// noneListed reports true when subject certainly has no listed referrers:
-// the registry has no referrers API and lists no fallback tag for it.
-// containerd would otherwise ask for both, two round trips, per manifest.
-func (f *Finder) noneListed(ctx context.Context, repo string, subject digest.Digest) bool {
-	if f.Hosts == nil {
-		return false
-	}
+// hasAPI asks repo's registry, once, whether it has the referrers API.
+func (f *Finder) hasAPI(ctx context.Context, repo string) (bool, error) {
 	f.tagsMu.Lock()
 	if f.probe == nil {
-		f.probe = &Publisher{Hosts: f.Hosts}
+		f.probe = &Publisher{Client: f.Client}
 	}
 	p := f.probe
 	f.tagsMu.Unlock()
-	has, err := p.HasAPI(ctx, repo)
-	return err == nil && !has && !f.mayHaveTag(ctx, repo, graph.FallbackTag(subject))
+	return p.HasAPI(ctx, repo)
 }
 
 // isDigestTag tells the tags of the referrers tag schema and cosign,
@@ -144,15 +137,17 @@ func (f *Finder) Find(ctx context.Context, repo string, subject ocispec.Descript
 	return append(listed, cosign...), nil
 }
 
-// listed reads the referrers API, else the fallback tag index, through
-// containerd (which tries them in that order).
+// listed reads the referrers API, all its pages, when the registry has
+// it, else the fallback tag index. A listing that cannot be read is an
+// error, never an empty list: that would be signatures silently left
+// behind.
 func (f *Finder) listed(ctx context.Context, repo string, fetcher remotes.Fetcher, subject digest.Digest) ([]Referrer, error) {
-	if f.noneListed(ctx, repo, subject) {
-		return nil, nil
+	has, err := f.hasAPI(ctx, repo)
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers of %s in %s: %w", subject, repo, err)
 	}
-	rf, ok := fetcher.(remotes.ReferrersFetcher)
-	if !ok {
-		return nil, fmt.Errorf("finding referrers of %s in %s: the registry client cannot list referrers (%T); use containerd's docker resolver", subject, repo, fetcher)
+	if !has && !f.mayHaveTag(ctx, repo, graph.FallbackTag(subject)) {
+		return nil, nil
 	}
 	// Which way the listing came is one more lookup of the fallback tag:
 	// asked beside the listing, it costs no extra round trip.
@@ -163,23 +158,25 @@ func (f *Finder) listed(ctx context.Context, repo string, fetcher remotes.Fetche
 		lerr, terr   error
 		listG, tagGr errgroup.Group
 	)
-	listG.Go(func() error { descs, lerr = rf.FetchReferrers(ctx, subject); return nil })
+	if has {
+		listG.Go(func() error { descs, _, lerr = f.Client.Referrers(ctx, repo, subject); return nil })
+	}
 	tagGr.Go(func() error { index, tagged, terr = f.fallbackIndex(ctx, repo, subject); return nil })
 	_, _ = listG.Wait(), tagGr.Wait()
 	if lerr != nil {
-		if errdefs.IsNotFound(lerr) {
-			return nil, nil
-		}
-		return nil, fmt.Errorf("listing referrers of %s in %s: %w; check the registry is reachable and the credentials can read the repository", subject, repo, lerr)
+		return nil, fmt.Errorf("listing referrers of %s in %s: %w", subject, repo, lerr)
 	}
-	if len(descs) == 0 {
+	if has && len(descs) == 0 {
 		return nil, nil
 	}
 	if terr != nil {
 		return nil, terr
 	}
 	via := ViaAPI
-	if index != "" && sameDigests(tagged, descs) {
+	switch {
+	case !has:
+		descs, via = tagged, ViaTag
+	case index != "" && sameDigests(tagged, descs):
 		via = ViaTag
 	}
 	var todo []ocispec.Descriptor

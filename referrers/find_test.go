@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/internal/testregistry"
 )
 
@@ -36,9 +37,9 @@ func TestFindListsReferrersWithTypeAndAnnotations(t *testing.T) {
 			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 1})
 			sbom := pushListedReferrer(t, r, "app", img.Desc, typeSBOM, map[string]string{"kind": "sbom"})
 			sig := pushListedReferrer(t, r, "app", img.Desc, typeSig, map[string]string{"kind": "sig"})
-			resolver, _ := clients(t)
+			resolver, client := clients(t)
 
-			got, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+			got, err := (&Finder{Resolver: resolver, Client: client}).Find(context.Background(), repoOf(r, "app"), img.Desc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,9 +80,9 @@ func TestFindThenFilterByArtifactType(t *testing.T) {
 			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 2})
 			sbom := pushListedReferrer(t, r, "app", img.Desc, typeSBOM, map[string]string{"n": "1"})
 			pushListedReferrer(t, r, "app", img.Desc, typeSig, map[string]string{"n": "2"})
-			resolver, _ := clients(t)
+			resolver, client := clients(t)
 
-			all, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+			all, err := (&Finder{Resolver: resolver, Client: client}).Find(context.Background(), repoOf(r, "app"), img.Desc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,8 +100,8 @@ func TestFindNoReferrersIsEmptyNotError(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/cosign=%v", reg.name, cosign), func(t *testing.T) {
 				r := reg.new(t)
 				img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 3})
-				resolver, _ := clients(t)
-				got, err := (&Finder{Resolver: resolver, Cosign: cosign}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+				resolver, client := clients(t)
+				got, err := (&Finder{Resolver: resolver, Client: client, Cosign: cosign}).Find(context.Background(), repoOf(r, "app"), img.Desc)
 				if err != nil {
 					t.Fatalf("Find on an image without referrers: %v", err)
 				}
@@ -119,10 +120,10 @@ func TestFindCosignTags(t *testing.T) {
 			img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 4})
 			sig := r.PushCosign(t, "app", img.Desc, "sig")
 			att := r.PushCosign(t, "app", img.Desc, "att")
-			resolver, _ := clients(t)
+			resolver, client := clients(t)
 			ctx := context.Background()
 
-			without, err := (&Finder{Resolver: resolver}).Find(ctx, repoOf(r, "app"), img.Desc)
+			without, err := (&Finder{Resolver: resolver, Client: client}).Find(ctx, repoOf(r, "app"), img.Desc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -130,7 +131,7 @@ func TestFindCosignTags(t *testing.T) {
 				t.Errorf("Find without Cosign returned %+v, want none", without)
 			}
 
-			got, err := (&Finder{Resolver: resolver, Cosign: true}).Find(ctx, repoOf(r, "app"), img.Desc)
+			got, err := (&Finder{Resolver: resolver, Client: client, Cosign: true}).Find(ctx, repoOf(r, "app"), img.Desc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,9 +179,9 @@ func TestFindReturnsOnlyReferrersOfSubject(t *testing.T) {
 	}
 	idx.Manifests = append(idx.Manifests, bare(stale), bare(img.Desc))
 	r.PushManifest(t, "app", graph.FallbackTag(img.Desc.Digest), ocispec.MediaTypeImageIndex, mustJSON(t, idx))
-	resolver, _ := clients(t)
+	resolver, client := clients(t)
 
-	got, err := (&Finder{Resolver: resolver, Cosign: true}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+	got, err := (&Finder{Resolver: resolver, Client: client, Cosign: true}).Find(context.Background(), repoOf(r, "app"), img.Desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,9 +204,9 @@ func TestFindCompletesEntriesLackingArtifactType(t *testing.T) {
 	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{{MediaType: ref.MediaType, Digest: ref.Digest, Size: ref.Size}}}
 	idx.SchemaVersion = 2
 	r.PushManifest(t, "app", graph.FallbackTag(img.Desc.Digest), ocispec.MediaTypeImageIndex, mustJSON(t, idx))
-	resolver, _ := clients(t)
+	resolver, client := clients(t)
 
-	got, err := (&Finder{Resolver: resolver}).Find(context.Background(), repoOf(r, "app"), img.Desc)
+	got, err := (&Finder{Resolver: resolver, Client: client}).Find(context.Background(), repoOf(r, "app"), img.Desc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,10 +222,10 @@ func TestFindHandsOverTheManifestsItRead(t *testing.T) {
 	r := testregistry.NewDistribution(t)
 	img := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 4})
 	sig := r.PushCosign(t, "app", img.Desc, "sig")
-	resolver, _ := clients(t)
+	resolver, client := clients(t)
 	var mu sync.Mutex
 	handed := map[digest.Digest][]byte{}
-	f := &Finder{Resolver: resolver, Cosign: true, Fetched: func(d ocispec.Descriptor, data []byte) {
+	f := &Finder{Resolver: resolver, Client: client, Cosign: true, Fetched: func(d ocispec.Descriptor, data []byte) {
 		mu.Lock()
 		defer mu.Unlock()
 		handed[d.Digest] = data
@@ -241,7 +242,7 @@ func TestFindHandsOverTheManifestsItRead(t *testing.T) {
 	}
 }
 
-// With Hosts, Find lists each repository's tags once and asks for no
+// Find lists each repository's tags once and asks for no
 // fallback or cosign tag that is not there, yet finds those that are.
 func TestFindAsksOnlyForTagsTheRegistryLists(t *testing.T) {
 	for _, reg := range registries {
@@ -250,8 +251,7 @@ func TestFindAsksOnlyForTagsTheRegistryLists(t *testing.T) {
 			signed := r.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 21})
 			sig := r.PushCosign(t, "app", signed.Desc, "sig")
 			plain := r.PushImage(t, "app", "2.0", testregistry.ImageSpec{Seed: 22})
-			resolver, hosts := clients(t)
-			f := &Finder{Resolver: resolver, Hosts: hosts, Cosign: true}
+			f := finder(t, true)
 			ctx := context.Background()
 
 			r.ResetCounts()
@@ -311,13 +311,12 @@ func TestTagListingFollowsPagesOrRefuses(t *testing.T) {
 				r.PushCosign(t, "app", img.Desc, "sig")
 				want[graph.FallbackTag(img.Desc.Digest)+".sig"] = true
 			}
-			_, hosts := clients(t)
-			c := newClient(hosts)
+			_, c := clients(t)
 			for _, n := range []int{2, 5, 100} {
 				r.ResetCounts()
-				got, err := c.tags(context.Background(), repoOf(r, "app"), n, isDigestTag)
+				got, err := c.Tags(context.Background(), repoOf(r, "app"), n, isDigestTag)
 				if err != nil {
-					if !errors.Is(err, errTruncated) {
+					if !errors.Is(err, remote.ErrTagsTruncated) {
 						t.Errorf("n=%d: %v", n, err)
 					}
 					continue

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/remotes"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -26,13 +25,19 @@ var registries = []struct {
 	{"referrers-api", testregistry.NewReferrersAPI},
 }
 
-func clients(t *testing.T) (remotes.Resolver, docker.RegistryHosts) {
+func clients(t *testing.T) (remotes.Resolver, *remote.Client) {
 	t.Helper()
 	// One retry, no backoff worth waiting for: faults here are deliberate.
 	// An empty docker config dir: no credentials of the machine leak in.
 	opts := remote.Options{PlainHTTP: true, MaxRetries: 1, MinBackoff: time.Millisecond, DockerConfigDir: t.TempDir()}
-	ctx := context.Background()
-	return opts.Resolver(ctx), opts.Hosts(ctx)
+	return opts.Connect(context.Background())
+}
+
+// finder is a Finder over clients.
+func finder(t *testing.T, cosign bool) *Finder {
+	t.Helper()
+	resolver, client := clients(t)
+	return &Finder{Resolver: resolver, Client: client, Cosign: cosign}
 }
 
 func repoOf(r *testregistry.Registry, repo string) string { return r.Host + "/" + repo }

@@ -3,7 +3,6 @@ package referrers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/core/remotes"
-	"github.com/containerd/containerd/v2/core/remotes/docker"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -50,13 +48,13 @@ const (
 )
 
 // Publisher makes a target registry list the referrers import pushed.
-// Manifests are read through Resolver (or Hosts when it is nil); the
-// referrers API probe and tag writes go through Hosts. It
-// caches the API probe per host, so use one Publisher per import and do not
-// copy it after first use.
+// Manifests are read through Resolver (or Client when it is nil); the
+// referrers API probe and tag writes go through Client. It caches the API
+// probe per host, so use one Publisher per import and do not copy it after
+// first use.
 type Publisher struct {
 	Resolver remotes.Resolver
-	Hosts    docker.RegistryHosts
+	Client   *remote.Client
 	Mode     Mode // "" means ModeAuto
 
 	mu  sync.Mutex
@@ -80,7 +78,7 @@ func (p *Publisher) HasAPI(ctx context.Context, repo string) (bool, error) {
 	// Any well-formed digest will do: a registry with the API answers 200
 	// and an empty index even for a subject it does not hold.
 	probe := digest.FromString("bundle referrers API probe")
-	_, found, err := p.client().referrers(ctx, repo, probe)
+	_, found, err := p.Client.Referrers(ctx, repo, probe)
 	if err != nil {
 		return false, fmt.Errorf("probing the referrers API of %s: %w", host, err)
 	}
@@ -180,7 +178,9 @@ func (p *Publisher) entries(ctx context.Context, repo string, refs []ocispec.Des
 }
 
 // confirmAPI checks the registry lists every ref. Some registries index
-// referrers asynchronously, so a few short waits are allowed.
+// referrers asynchronously, so a few short waits are allowed. This is no
+// retry of failures (those the one policy retries, request by request): a
+// failed listing ends it at once.
 func (p *Publisher) confirmAPI(ctx context.Context, repo string, subject digest.Digest, refs []ocispec.Descriptor) error {
 	var missing []string
 	for attempt := range confirmAttempts {
@@ -189,7 +189,7 @@ func (p *Publisher) confirmAPI(ctx context.Context, repo string, subject digest.
 				return err
 			}
 		}
-		listed, found, err := p.client().referrers(ctx, repo, subject)
+		listed, found, err := p.Client.Referrers(ctx, repo, subject)
 		if err != nil {
 			return fmt.Errorf("confirming referrers of %s in %s: %w", subject, repo, err)
 		}
@@ -221,12 +221,14 @@ func missingFrom(have, want []ocispec.Descriptor) []string {
 
 // mergeFallback maintains the fallback tag index: read, merge, write if
 // changed, read back. Another writer may change the tag between our read
-// and write; the read-back catches that and the merge is redone.
+// and write; the read-back catches that and the merge is redone. That is
+// the only loop here: a request that fails is retried by the one policy,
+// and one that fails for good ends the merge.
 func (p *Publisher) mergeFallback(ctx context.Context, repo string, subject digest.Digest, refs []ocispec.Descriptor) error {
 	tag := graph.FallbackTag(subject)
-	c := p.client()
+	c := p.Client
 	for range mergeAttempts {
-		current, err := c.fallbackIndex(ctx, repo, tag)
+		current, err := readFallbackIndex(ctx, c, repo, tag)
 		if err != nil {
 			return err
 		}
@@ -238,10 +240,10 @@ func (p *Publisher) mergeFallback(ctx context.Context, repo string, subject dige
 		if err != nil {
 			return fmt.Errorf("encoding fallback index %s:%s: %w", repo, tag, err)
 		}
-		if err := c.putManifest(ctx, repo, tag, ocispec.MediaTypeImageIndex, data); err != nil {
+		if err := c.PutManifest(ctx, repo, tag, ocispec.MediaTypeImageIndex, data); err != nil {
 			return fmt.Errorf("writing fallback index %s:%s: %w", repo, tag, err)
 		}
-		after, err := c.fallbackIndex(ctx, repo, tag)
+		after, err := readFallbackIndex(ctx, c, repo, tag)
 		if err != nil {
 			return err
 		}
@@ -316,8 +318,8 @@ func (p *Publisher) Tag(ctx context.Context, repo, tag string, desc ocispec.Desc
 	if err := desc.Digest.Validate(); err != nil {
 		return fmt.Errorf("tagging %s:%s: digest %q: %w", repo, tag, desc.Digest, err)
 	}
-	c := p.client()
-	current, err := c.headManifest(ctx, repo, tag)
+	c := p.Client
+	current, err := c.ManifestDigest(ctx, repo, tag, manifestAccept)
 	if err != nil {
 		return fmt.Errorf("tagging %s:%s: %w", repo, tag, err)
 	}
@@ -329,7 +331,7 @@ func (p *Publisher) Tag(ctx context.Context, repo, tag string, desc ocispec.Desc
 	if err != nil {
 		return fmt.Errorf("tagging %s:%s: reading %s: %w; push the manifest first", repo, tag, desc.Digest, err)
 	}
-	if err := c.putManifest(ctx, repo, tag, mt, data); err != nil {
+	if err := c.PutManifest(ctx, repo, tag, mt, data); err != nil {
 		return fmt.Errorf("tagging %s:%s with %s: %w", repo, tag, desc.Digest, err)
 	}
 	return nil
@@ -341,7 +343,7 @@ func (p *Publisher) Tag(ctx context.Context, repo, tag string, desc ocispec.Desc
 // or the document says.
 func (p *Publisher) readManifest(ctx context.Context, repo string, desc ocispec.Descriptor) ([]byte, string, error) {
 	if p.Resolver == nil {
-		data, mt, err := p.client().getManifest(ctx, repo, desc.Digest.String(), desc.MediaType)
+		data, mt, err := getManifest(ctx, p.Client, repo, desc.Digest.String(), desc.MediaType)
 		if err != nil {
 			return nil, "", err
 		}
@@ -372,5 +374,3 @@ func (p *Publisher) readManifest(ctx context.Context, repo string, desc ocispec.
 	}
 	return data, mt, nil
 }
-
-var errNotFound = errors.New("not found")

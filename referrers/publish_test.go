@@ -15,8 +15,8 @@ import (
 )
 
 func newPublisher(t *testing.T, mode Mode) *Publisher {
-	resolver, hosts := clients(t)
-	return &Publisher{Resolver: resolver, Hosts: hosts, Mode: mode}
+	resolver, client := clients(t)
+	return &Publisher{Resolver: resolver, Client: client, Mode: mode}
 }
 
 // The index Publish writes follows the referrers tag schema: an OCI index,

@@ -95,20 +95,6 @@ func TestMergeIndex(t *testing.T) {
 	}
 }
 
-func TestNextLink(t *testing.T) {
-	tests := []struct{ header, want string }{
-		{"", ""},
-		{`</v2/a/referrers/sha256:1?n=2&last=x>; rel="next"`, "/v2/a/referrers/sha256:1?n=2&last=x"},
-		{`<https://r/prev>; rel="prev", <https://r/next>; rel="next"`, "https://r/next"},
-		{`<https://r/prev>; rel="prev"`, ""},
-	}
-	for _, tt := range tests {
-		if got := nextLink(tt.header); got != tt.want {
-			t.Errorf("nextLink(%q) = %q, want %q", tt.header, got, tt.want)
-		}
-	}
-}
-
 func TestCosignArtifactTypeComesFromLayerWhenConfigIsGeneric(t *testing.T) {
 	layer := func(mt string) []ocispec.Descriptor { return []ocispec.Descriptor{{MediaType: mt}} }
 	tests := []struct {

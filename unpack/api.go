@@ -44,6 +44,7 @@ type ImageReport struct {
 	Source    string `json:"source"`
 	Target    string `json:"target"`
 	Digest    string `json:"digest"`
+	State     string `json:"state"` // StatePush, StatePushed, StateThere, StateRefused, StateFailed
 	Pushed    bool   `json:"pushed"`
 	Error     string `json:"error,omitempty"`
 	Referrers int    `json:"referrers"`

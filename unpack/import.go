@@ -28,6 +28,11 @@ type importer struct {
 
 	mu      sync.Mutex
 	blobErr map[digest.Digest]error
+	// blobsThere holds, per repository, blobs below an image the target
+	// has already: not asked for again.
+	blobsThere map[string]map[digest.Digest]bool
+	// tagsDone holds "repo:tag" pushed with their manifest.
+	tagsDone map[string]bool
 	// pushed records, per repository, each manifest's outcome: nil once
 	// it is on the target (pushed or found there).
 	pushed map[string]map[digest.Digest]error
@@ -59,15 +64,13 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 	defer b.Close()
 	im := &importer{
 		opts: opts, t: t, b: b, progress: opts.Progress,
-		report:  &Report{Target: opts.Target, DryRun: opts.DryRun, ReferrersMode: string(mode)},
-		blobErr: map[digest.Digest]error{},
-		pushed:  map[string]map[digest.Digest]error{},
+		report:     &Report{Target: opts.Target, DryRun: opts.DryRun, ReferrersMode: string(mode)},
+		blobErr:    map[digest.Digest]error{},
+		pushed:     map[string]map[digest.Digest]error{},
+		blobsThere: map[string]map[digest.Digest]bool{},
+		tagsDone:   map[string]bool{},
 	}
-	resolver, hosts := opts.Remote.Resolver(ctx), opts.Remote.Hosts(ctx)
-	im.reg = &registry{
-		host: t.host, resolver: resolver, hosts: hosts,
-		pub: &referrers.Publisher{Resolver: resolver, Hosts: hosts, Mode: mode},
-	}
+	im.reg = newRegistry(ctx, t.host, opts.Remote, mode)
 	if im.plan, err = newPlan(b.Graph, t, im.notice); err != nil {
 		return nil, fmt.Errorf("bundle %s: %w", file, err)
 	}
@@ -101,6 +104,14 @@ func (im *importer) notice(format string, args ...any) {
 }
 
 func (im *importer) run(ctx context.Context) error {
+	if err := im.preflight(ctx); err != nil {
+		return remote.Explain(err, im.t.host)
+	}
+	for _, i := range im.plan.images {
+		if i.refused != nil && i.err == nil {
+			i.err = i.refused
+		}
+	}
 	jobs, err := im.checkTarget(ctx)
 	if err != nil {
 		return remote.Explain(err, im.t.host)
@@ -109,6 +120,11 @@ func (im *importer) run(ctx context.Context) error {
 		jobs = im.missingBlobs(jobs, func(d digest.Digest) bool { _, ok := im.b.Present[d]; return ok })
 	}
 	if im.opts.DryRun {
+		// The real import checks each blob as it pushes it: so must a dry
+		// run, or it would say yes to a bundle the import then refuses.
+		if err := im.readBlobs(ctx, jobs); err != nil {
+			return err
+		}
 		im.dryRunNotices(jobs)
 	} else {
 		if im.b.Random {
@@ -130,7 +146,8 @@ func (im *importer) run(ctx context.Context) error {
 // then cosign tags, and fills the report.
 func (im *importer) pushGraph(ctx context.Context) error {
 	for _, name := range im.plan.names {
-		im.pushLevels(ctx, name, im.plan.repos[name].levels)
+		rp := im.plan.repos[name]
+		im.pushLevels(ctx, rp, rp.levels, false)
 	}
 	images := im.plan.images
 	_ = forEach(ctx, im.opts.Concurrency, len(images), func(ctx context.Context, k int) error {
@@ -177,20 +194,31 @@ func (im *importer) finish() error {
 		if _, tried := im.state(i.repo, i.root.Desc.Digest); i.err == nil && !tried {
 			i.err = errors.New("not pushed: the import stopped before it")
 		}
-		if i.err != nil {
+		switch {
+		case i.err != nil:
 			failed++
-			rep.Error = i.err.Error()
+			rep.State, rep.Error = StateFailed, i.err.Error()
+			if i.refused != nil {
+				rep.State = StateRefused
+			}
 			im.report.Failed = append(im.report.Failed, fmt.Sprintf("%s (%s): %v", rep.Target, i.source, i.err))
 			continue
-		}
-		rep.Pushed = !im.opts.DryRun
-		if im.opts.DryRun {
-			im.notice("would push %s (%s) as %s", i.source, rep.Digest, rep.Target)
+		case i.there:
+			rep.State = StateThere
+		case im.opts.DryRun:
+			rep.State = StatePush
+		default:
+			rep.State, rep.Pushed = StatePushed, true
 		}
 	}
-	if len(im.report.Failed) > 0 {
-		return fmt.Errorf("import to %s: %d of %d images failed, %d other problems: %s",
-			im.t.host, failed, len(im.plan.images), len(im.report.Failed)-failed, joinNames(im.report.Failed))
+	others := len(im.report.Failed) - failed
+	switch {
+	case failed > 0 && others > 0:
+		return fmt.Errorf("%d of %d images failed, and %d other problems: %s", failed, len(im.plan.images), others, joinNames(im.report.Failed))
+	case failed > 0:
+		return fmt.Errorf("%d of %d images failed: %s", failed, len(im.plan.images), joinNames(im.report.Failed))
+	case others > 0:
+		return fmt.Errorf("%d problems: %s", others, joinNames(im.report.Failed))
 	}
 	return nil
 }

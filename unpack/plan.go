@@ -26,6 +26,10 @@ type image struct {
 	root   graph.Root
 	cosign bool // a cosign .sig/.att/.sbom tag, published after referrers
 	err    error
+	// there says the target has the image under its name already;
+	// refused, why the preflight will not push it.
+	there   bool
+	refused error
 	// referrers counts the referrers in the image's tree.
 	referrers int
 }
@@ -41,6 +45,9 @@ type repoPlan struct {
 	refLevels [][]*graph.Node // the manifests the referrers bring
 	blobs     []ocispec.Descriptor
 	referrers map[digest.Digest][]*graph.Node // subject -> referrers to list
+	// tags are the tags of the images rooted at a manifest: it is pushed
+	// under the first one, which stores and tags it in one request.
+	tags map[digest.Digest][]string
 }
 
 // plan is the whole import, worked out before anything is pushed. Every
@@ -72,6 +79,9 @@ func newPlan(g *graph.Graph, t target, notice func(string, ...any)) (*plan, erro
 		}
 		rp := p.repo(im.repo)
 		rp.images = append(rp.images, im)
+		if im.tag != "" && !im.cosign {
+			rp.tags[im.root.Desc.Digest] = append(rp.tags[im.root.Desc.Digest], im.tag)
+		}
 		if err := p.close(rp, im.root.Desc); err != nil {
 			return nil, err
 		}
@@ -109,7 +119,7 @@ func newPlan(g *graph.Graph, t target, notice func(string, ...any)) (*plan, erro
 func (p *plan) repo(name string) *repoPlan {
 	rp := p.repos[name]
 	if rp == nil {
-		rp = &repoPlan{name: name, need: map[digest.Digest]bool{}, referrers: map[digest.Digest][]*graph.Node{}}
+		rp = &repoPlan{name: name, need: map[digest.Digest]bool{}, referrers: map[digest.Digest][]*graph.Node{}, tags: map[digest.Digest][]string{}}
 		p.repos[name] = rp
 	}
 	return rp

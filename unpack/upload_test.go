@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-
 	"github.com/bundle-dev/bundle/internal/testregistry"
 	"github.com/bundle-dev/bundle/layout"
 )
@@ -150,27 +148,5 @@ func TestImportRetriesAFailedUpload(t *testing.T) {
 				t.Fatalf("%d blob PUTs, want 3 (one retried)", puts)
 			}
 		})
-	}
-}
-
-func TestUploadURLKeepsTheRegistryName(t *testing.T) {
-	r := &registry{host: "reg.example:5000"}
-	answered, _ := url.Parse("http://127.0.0.1:5000/v2/a/blobs/uploads/")
-	d := ocispec.Descriptor{Digest: "sha256:0000000000000000000000000000000000000000000000000000000000000000"}
-	for _, tc := range []struct{ loc, want string }{
-		{"/v2/a/blobs/uploads/u1?_state=x", "http://reg.example:5000/v2/a/blobs/uploads/u1?_state=x&digest=" + d.Digest.String()},
-		{"http://127.0.0.1:5000/v2/a/blobs/uploads/u2", "http://reg.example:5000/v2/a/blobs/uploads/u2?digest=" + d.Digest.String()},
-		{"https://uploads.example/u3?sig=1", "https://uploads.example/u3?digest=" + d.Digest.String() + "&sig=1"},
-	} {
-		u, err := r.uploadURL(answered, tc.loc, d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, _ := url.QueryUnescape(u.String()); got != tc.want {
-			t.Errorf("Location %q: PUT to %q, want %q", tc.loc, got, tc.want)
-		}
-	}
-	if _, err := r.uploadURL(answered, "", d); err == nil || !strings.Contains(err.Error(), d.Digest.String()) {
-		t.Errorf("empty Location: %v", err)
 	}
 }

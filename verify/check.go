@@ -162,7 +162,17 @@ func checkBlobs(ctx context.Context, b *Bundle, rep *Report) error {
 	damaged := map[digest.Digest]bool{}
 	buf := make([]byte, copyBufSize)
 	complete := true
+	canonical := func(e layout.Entry) {
+		if b.Written() && !e.Canonical && !b.Spooled {
+			rep.add(Problem{Severity: SeverityError, Code: "damaged-header", Entry: e.Name, Offset: e.Header,
+				Message: fmt.Sprintf("the tar header of %s at tar offset %d is not as bundle writes it: the bundle is damaged; copy it again", e.Name, e.Header)})
+		}
+	}
+	for _, e := range b.meta {
+		canonical(e)
+	}
 	err := b.Blobs(ctx, func(e layout.Entry, d digest.Digest, r io.Reader) error {
+		canonical(e)
 		_, err := io.CopyBuffer(io.Discard, NewReader(r, ocispec.Descriptor{Digest: d, Size: e.Size}), buf)
 		if errors.Is(err, ErrMismatch) {
 			damaged[d] = true

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -99,7 +100,12 @@ func (c *checker) edge(d ocispec.Descriptor, parent *graph.Node, from string) {
 		return
 	}
 	if n := c.b.Graph.Node(d.Digest); n != nil && n.Err != nil && !c.damaged[d.Digest] {
-		c.problem(SeverityError, "bad-manifest", d.Digest, "manifest %s (%s, from %s) cannot be read: %v", d.Digest, d.MediaType, from, n.Err)
+		why := n.Err.Error()
+		if errors.Is(n.Err, graph.ErrAbsent) {
+			// A stream's manifests are those that came before its blobs.
+			why = "it is not a manifest, or it comes after the blobs of a stream"
+		}
+		c.problem(SeverityError, "bad-manifest", d.Digest, "manifest %s (%s, from %s) cannot be read: %s", d.Digest, d.MediaType, from, why)
 	}
 }
 

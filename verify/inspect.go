@@ -68,6 +68,15 @@ func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error)
 			return nil, fmt.Errorf("%w: run bundle verify on it", err)
 		}
 	}
+	// What verify would refuse in the graph, inspect refuses too: the
+	// same bundle gets the same verdict.
+	rep := &Report{}
+	checkGraph(b, nil, rep)
+	for _, p := range rep.Problems {
+		if p.Severity == SeverityError {
+			return nil, fmt.Errorf("bundle %s: %s: run bundle verify on it", path, p.Message)
+		}
+	}
 	inv := &Inventory{File: path, Compression: string(b.Compression), Seekable: b.Random && !b.Spooled, ArchiveSize: b.Size,
 		BytesRead: b.BytesRead(), WrittenByBundle: b.Written()}
 	for _, n := range b.Present {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,8 +47,8 @@ type Bundle struct {
 	// temporary directory to read it at random.
 	Spooled bool
 	Size    int64 // of the archive file; -1 for standard input
-	Info   layout.LayoutInfo
-	Graph  *graph.Graph
+	Info    layout.LayoutInfo
+	Graph   *graph.Graph
 	// Present lists the blobs the bundle holds with their sizes; for a
 	// stream, only once Blobs has run.
 	Present map[digest.Digest]int64
@@ -57,10 +56,11 @@ type Bundle struct {
 	Order map[digest.Digest]int
 
 	random   layout.Layout
+	meta     []layout.Entry  // oci-layout and index.json as read
 	archive  *layout.Archive // random and an archive file
 	metaRead int64           // bytes of a directory read to open it
-	stream  *stream
-	closers []func() error
+	stream   *stream
+	closers  []func() error
 	served   servedState // what OpenServed knows of the blobs
 }
 
@@ -222,6 +222,7 @@ func (b *Bundle) openRandom(ctx context.Context, entries []layout.Entry, opts Op
 	for i, e := range entries {
 		switch e.Name {
 		case layout.LayoutFile, layout.IndexFile:
+			b.meta = append(b.meta, e)
 			rc, err := b.random.Open(e.Name)
 			if err != nil {
 				return err
@@ -352,26 +353,11 @@ func parseIndex(data []byte) (*graph.Manifest, error) {
 	return m, nil
 }
 
-// looksLikeManifest tells a manifest or index from other JSON (a config):
-// what a stream's metadata is made of.
+// looksLikeManifest tells a manifest or index from other JSON (a config),
+// with the parser that loads the graph.
 func looksLikeManifest(data []byte) bool {
 	t := bytes.TrimLeft(data, " \t\r\n")
-	if len(t) == 0 || t[0] != '{' {
-		return false
-	}
-	var probe struct {
-		SchemaVersion int              `json:"schemaVersion"`
-		MediaType     string           `json:"mediaType"`
-		Config        *json.RawMessage `json:"config"`
-		Layers        *json.RawMessage `json:"layers"`
-		Manifests     *json.RawMessage `json:"manifests"`
-		Blobs         *json.RawMessage `json:"blobs"`
-	}
-	if json.Unmarshal(data, &probe) != nil {
-		return false
-	}
-	return graph.IsManifest(probe.MediaType) ||
-		(probe.SchemaVersion == 2 && (probe.Layers != nil || probe.Manifests != nil || probe.Config != nil || probe.Blobs != nil))
+	return len(t) > 0 && t[0] == '{' && graph.IsDocument(data)
 }
 
 // tempDir is where to spool.

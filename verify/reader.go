@@ -27,15 +27,21 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
-	got := fmt.Sprintf("%d bytes", e.GotSize)
+	return fmt.Sprintf("%s: %s: got %s: the copy is damaged or truncated, fetch or export it again", ErrMismatch, e.Digest, e.Got())
+}
+
+// Got says what came instead of the content the descriptor names.
+func (e *MismatchError) Got() string {
+	var got string
 	switch {
-	case e.GotDigest != "":
-		got += " with digest " + e.GotDigest.String()
-	case e.GotSize > e.Size:
-		got = fmt.Sprintf("more than %d bytes", e.Size)
+	case e.GotDigest == "" && e.GotSize > e.Size:
+		got = fmt.Sprintf("more than the %d bytes its descriptor says", e.Size)
+	case e.GotSize != e.Size:
+		got = fmt.Sprintf("%d bytes where its descriptor says %d", e.GotSize, e.Size)
+	default:
+		got = fmt.Sprintf("bytes that hash to %s", e.GotDigest)
 	}
-	return fmt.Sprintf("%s: %s: want %d bytes, got %s: the copy is damaged or truncated, fetch or export it again",
-		ErrMismatch, e.Digest, e.Size, got)
+	return got
 }
 
 // Unwrap lets errors.Is(err, ErrMismatch) match.

@@ -108,6 +108,7 @@ func openStream(ctx context.Context, path string, in io.Reader, size int64, reop
 			return nil, fmt.Errorf("bundle %s: %w", path, err)
 		}
 		if e.Name == layout.LayoutFile || e.Name == layout.IndexFile {
+			b.meta = append(b.meta, e)
 			if err := c.meta.read(e, r); err != nil {
 				return nil, fmt.Errorf("bundle %s: %w", path, err)
 			}

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -27,6 +29,8 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			&cli.BoolFlag{Name: "no-referrers", Usage: "leave signatures, SBOMs and attestations behind"},
 			&cli.StringSliceFlag{Name: "artifact-type", Usage: "keep only referrers of this `TYPE` (repeat for more)"},
 			&cli.StringFlag{Name: "cache", Usage: "content cache `DIR` (default: the user cache directory)", TakesFile: true},
+			&cli.BoolFlag{Name: "force", Usage: "replace --output (and its .sha256) if it exists"},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "export the other images when --platform or --artifact-type keeps nothing of one"},
 		}, remoteFlags()...),
 		Action: func(c *cli.Context) error {
 			refs, err := args(c, 1, "REF (the image to export)")
@@ -38,11 +42,20 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 					return err
 				}
 			}
+			if fi, err := os.Stat(c.String("output")); err == nil && fi.IsDir() && !parseOnly {
+				return usagef(c, "--output %s is a directory: give a file name, such as %s", c.String("output"), filepath.Join(c.String("output"), "bundle.tar.zst"))
+			}
+			if _, err := layout.CompressionFor(c.String("output"), layout.Compression(c.String("compress"))); err != nil {
+				return usagef(c, "--output %v", err)
+			}
 			if err := checkConcurrency(c); err != nil {
 				return err
 			}
 			if parseOnly {
 				return nil
+			}
+			if err := checkHostsDir(c); err != nil {
+				return err
 			}
 			return runExport(c, s, refs)
 		},
@@ -57,6 +70,8 @@ func runExport(c *cli.Context, s streams, refs []string) error {
 		Platforms:     c.StringSlice("platform"),
 		NoReferrers:   c.Bool("no-referrers"),
 		ArtifactTypes: c.StringSlice("artifact-type"),
+		AllowEmpty:    c.Bool("allow-empty"),
+		Force:         c.Bool("force"),
 		Concurrency:   c.Int("concurrency"),
 		CacheDir:      c.String("cache"),
 		Remote:        remoteOptions(c),

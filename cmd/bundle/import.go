@@ -3,11 +3,14 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/safetext"
 	"github.com/bundle-dev/bundle/unpack"
 )
 
@@ -49,6 +52,9 @@ func importCommand(s streams, parseOnly bool) *cli.Command {
 			if parseOnly {
 				return nil
 			}
+			if err := checkHostsDir(c); err != nil {
+				return err
+			}
 			return runImport(c, s, a[0])
 		},
 	}
@@ -80,9 +86,23 @@ func runImport(c *cli.Context, s streams, file string) error {
 		}
 	}
 	if err != nil {
+		if rep != nil && !c.Bool("quiet") && imageErrors(rep) > 0 {
+			// Each image's error is on its line above: once is enough.
+			return fmt.Errorf("import of %s into %s: %d of %d images not imported (their reasons are above)", file, c.String("target"), imageErrors(rep), len(rep.Images))
+		}
 		return fmt.Errorf("import of %s into %s: %w", file, c.String("target"), err)
 	}
 	return nil
+}
+
+func imageErrors(r *unpack.Report) int {
+	n := 0
+	for _, im := range r.Images {
+		if im.Error != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // importSummary prints what landed; failed says the import stopped early,
@@ -92,28 +112,37 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 	switch {
 	case r.DryRun:
 		verb = "would import"
-	case failed:
+	case failed && slices.ContainsFunc(r.Images, func(im unpack.ImageReport) bool { return im.State == "" || im.State == unpack.StateNotReached }):
 		verb = "import stopped early:"
 	}
-	fmt.Fprintf(w, "%s %d image(s), %d tag(s), %d referrer(s) into %s (referrers mode %s)\n",
-		verb, len(r.Images), r.Tags, r.Referrers, r.Target, r.ReferrersMode)
+	count := map[string]int{}
 	for _, im := range r.Images {
-		state := "pushed"
-		switch {
-		case im.Error != "":
-			state = "FAILED: " + im.Error
-		case r.DryRun:
-			state = "would push"
-		case !im.Pushed && failed:
-			state = "not pushed"
-		case !im.Pushed:
-			state = "already there"
-		}
-		fmt.Fprintf(w, "  %s  %s  %s\n", im.Target, im.Digest, state)
+		count[im.State]++
 	}
-	fmt.Fprintf(w, "blobs: %d uploaded, %d skipped, %d mounted; %s; %s\n",
-		r.Uploaded, r.Skipped, r.Mounted, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
+	var parts []string
+	for _, st := range []string{unpack.StatePushed, unpack.StatePush, unpack.StateThere, unpack.StateRefused, unpack.StateFailed} {
+		if count[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", count[st], st))
+		}
+	}
+	fmt.Fprintf(w, "%s %d image(s) (%s), %d tag(s), %d referrer(s) into %s (referrers mode %s)\n",
+		verb, len(r.Images), strings.Join(parts, ", "), r.Tags, r.Referrers, safetext.String(r.Target), r.ReferrersMode)
+	for _, im := range r.Images {
+		state := im.State
+		if state == "" {
+			state = unpack.StateNotReached
+		}
+		if im.Error != "" {
+			state += ": " + im.Error
+		}
+		fmt.Fprintf(w, "  %s  %s  %s\n", safetext.String(im.Target), safetext.String(im.Digest), safetext.String(state))
+	}
+	fmt.Fprintf(w, "blobs: %d uploaded, %d mounted, %d already there; %s; %s\n",
+		r.Uploaded, r.Mounted, r.Skipped, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
+	// The images' failures are on their lines; the others here.
 	for _, f := range r.Failed {
-		fmt.Fprintf(w, "failed: %s\n", f)
+		if !slices.ContainsFunc(r.Images, func(im unpack.ImageReport) bool { return im.Error != "" && strings.HasPrefix(f, im.Target+" ") }) {
+			fmt.Fprintf(w, "failed: %s\n", safetext.String(f))
+		}
 	}
 }

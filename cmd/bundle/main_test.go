@@ -43,6 +43,10 @@ func TestFlagsAfterArgumentsAreMovedInFront(t *testing.T) {
 			[]string{"verify", "--", "-odd.tar", "--json"}},
 		{"unknown command untouched", []string{"frobnicate", "x", "--y"},
 			[]string{"frobnicate", "x", "--y"}},
+		{"subcommand flags", []string{"cache", "ls", "--cache", "/tmp/c"},
+			[]string{"cache", "ls", "--cache", "/tmp/c"}},
+		{"subcommand flags after an argument", []string{"completion", "bash", "--help"},
+			[]string{"completion", "--help", "bash"}},
 	}
 	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
 	for _, tt := range tests {
@@ -167,9 +171,9 @@ func TestServeCommandPrintsAddressAndStopsOnCancel(t *testing.T) {
 
 func TestImportSummarySaysWhatLanded(t *testing.T) {
 	rep := &unpack.Report{Target: "reg:5000/m", ReferrersMode: "tag", Images: []unpack.ImageReport{
-		{Target: "reg:5000/m/a:1", Digest: "sha256:aa", Pushed: true},
-		{Target: "reg:5000/m/b:1", Digest: "sha256:bb"},
-		{Target: "reg:5000/m/c:1", Digest: "sha256:cc", Error: "manifest unknown"},
+		{Target: "reg:5000/m/a:1", Digest: "sha256:aa", Pushed: true, State: unpack.StatePushed},
+		{Target: "reg:5000/m/b:1", Digest: "sha256:bb", State: unpack.StateThere},
+		{Target: "reg:5000/m/c:1", Digest: "sha256:cc", State: unpack.StateFailed, Error: "manifest unknown"},
 	}}
 	tests := []struct {
 		name   string
@@ -177,9 +181,9 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 		dryRun bool
 		want   []string
 	}{
-		{"complete", false, false, []string{"imported 3 image(s)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "FAILED: manifest unknown", "referrers mode tag"}},
-		{"dry run", false, true, []string{"b:1  sha256:bb  would push"}},
-		{"stopped early", true, false, []string{"import stopped early: 3 image(s)", "b:1  sha256:bb  not pushed"}},
+		{"complete", false, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "failed: manifest unknown", "referrers mode tag"}},
+		{"dry run", false, true, []string{"would import 3 image(s)", "b:1  sha256:bb  already there"}},
+		{"failed but finished", true, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,5 +197,41 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpHasExamplesAndFitsA100ColumnTerminal renders every command's help.
+func TestHelpHasExamplesAndFitsA100ColumnTerminal(t *testing.T) {
+	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
+	for _, c := range app.Commands {
+		t.Run(c.Name, func(t *testing.T) {
+			code, stdout, _ := runBundle(t, c.Name, "--help")
+			if code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(stdout, "Examples:") {
+				t.Errorf("no examples:\n%s", stdout)
+			}
+			for _, line := range strings.Split(stdout, "\n") {
+				if len(line) > helpWidth {
+					t.Errorf("%d columns: %q", len(line), line)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionCommandSaysVersionGoAndPlatform(t *testing.T) {
+	code, stdout, _ := runBundle(t, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "bundle ") || !strings.Contains(stdout, "go 1.") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if code, stdout, _ := runBundle(t, "completion", shell); code != exitOK || !strings.Contains(stdout, "bundle") {
+			t.Errorf("completion %s: exit %d, %q", shell, code, stdout)
+		}
+	}
+	if code, _, _ := runBundle(t, "completion", "tcsh"); code != exitUsage {
+		t.Errorf("completion tcsh: exit %d, want %d", code, exitUsage)
 	}
 }

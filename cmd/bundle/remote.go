@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/remote"
@@ -25,6 +27,19 @@ func remoteOptions(c *cli.Context) remote.Options {
 		HostsDir:  c.String("hosts-dir"),
 		UserAgent: commandName + "/" + buildVersion(),
 	}
+}
+
+// checkHostsDir refuses a --hosts-dir that is not a directory: a typo
+// there would silently drop the CA or mirror it was meant to add.
+func checkHostsDir(c *cli.Context) error {
+	dir := c.String("hosts-dir")
+	if dir == "" {
+		return nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef(c, "--hosts-dir %s is not a directory (containerd's certs.d layout: DIR/HOST/hosts.toml)", dir)
+	}
+	return nil
 }
 
 func checkConcurrency(c *cli.Context) error {

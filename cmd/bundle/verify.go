@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/safetext"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -80,21 +82,36 @@ func oneFile(c *cli.Context) (string, error) {
 	return a[0], nil
 }
 
+// problemLine is one problem on one line: the message, which names the
+// entry, digest or offset when it matters, and where only when it does not.
+func problemLine(p verify.Problem) string {
+	where := ""
+	switch {
+	case p.Entry != "" && !strings.Contains(p.Message, p.Entry):
+		where = p.Entry
+	case p.Digest != "" && !strings.Contains(p.Message, p.Digest):
+		where = p.Digest
+	}
+	if p.Offset > 0 && !strings.Contains(p.Message, "offset") {
+		where = strings.TrimSpace(fmt.Sprintf("%s (offset %d)", where, p.Offset))
+	}
+	if where == "" {
+		return p.Message
+	}
+	return where + ": " + p.Message
+}
+
 func verifySummary(w io.Writer, r *verify.Report) {
 	for _, p := range r.Problems {
-		where := p.Entry
-		if p.Digest != "" {
-			where += " " + p.Digest
-		}
-		fmt.Fprintf(w, "%s: %s (offset %d): %s\n", p.Severity, where, p.Offset, p.Message)
+		fmt.Fprintf(w, "%s: %s\n", p.Severity, safetext.String(problemLine(p)))
 	}
 	state := "OK"
 	if !r.OK {
 		state = "FAILED"
 	}
 	fmt.Fprintf(w, "%s: %s, %s; %d entries, %d blobs, %d manifests, %s; %d image(s)\n",
-		state, r.File, r.Compression, r.Entries, r.Blobs, r.Manifests, progress.Bytes(r.Bytes), len(r.Images))
-	if r.Sidecar != "" {
-		fmt.Fprintf(w, "checksum file %s.sha256: %s\n", r.File, r.Sidecar)
+		state, safetext.String(r.File), r.Compression, r.Entries, r.Blobs, r.Manifests, progress.Bytes(r.Bytes), len(r.Images))
+	if r.Sidecar != "" && r.File != "-" {
+		fmt.Fprintf(w, "checksum file %s.sha256: %s\n", safetext.String(r.File), r.Sidecar)
 	}
 }

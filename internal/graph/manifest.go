@@ -37,6 +37,11 @@ var ErrSchema1 = errors.New("docker schema 1 manifests are not supported: conver
 // ErrTooLarge is returned when a manifest exceeds MaxManifestSize.
 var ErrTooLarge = errors.New("manifest larger than 4 MiB")
 
+// ManifestAccept is the Accept header of a manifest request: every type
+// bundle carries.
+const ManifestAccept = ocispec.MediaTypeImageManifest + ", " + ocispec.MediaTypeImageIndex + ", " +
+	MediaTypeDockerManifest + ", " + MediaTypeDockerManifestList + ", " + MediaTypeArtifactManifest
+
 // IsIndex reports whether mt is an image index or manifest list.
 func IsIndex(mt string) bool {
 	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList
@@ -127,10 +132,25 @@ func parse(mt string, data []byte, maxList int) (*Manifest, error) {
 	if m.MediaType == "" {
 		m.MediaType = mt
 	}
+	// Every manifest and index says schemaVersion 2 but the short-lived
+	// artifact manifest: without it, any JSON object (a config) would pass.
+	if m.SchemaVersion != 2 && m.MediaType != MediaTypeArtifactManifest {
+		return nil, fmt.Errorf("not a manifest: schemaVersion %d, want 2", m.SchemaVersion)
+	}
 	if m.Subject == nil && m.Refers != nil {
 		m.Subject = m.Refers
 	}
 	return m, nil
+}
+
+// IsDocument reports whether data is a manifest or index as Parse reads
+// one: how a stream tells its manifests from its other JSON blobs.
+func IsDocument(data []byte) bool {
+	if len(data) > MaxManifestSize {
+		return false
+	}
+	_, err := Parse("", data)
+	return err == nil
 }
 
 // ReadAll reads at most MaxManifestSize bytes from r.

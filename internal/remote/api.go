@@ -1,6 +1,8 @@
-// Package remote sets up registry clients: containerd's docker resolver with
-// hosts.toml directories, credentials from the docker config, plain HTTP,
-// TLS verification and retries.
+// Package remote is bundle's one way to registries: containerd's docker
+// resolver over hosts.toml directories and docker config credentials, the
+// one hand-written client for the calls the resolver does not make
+// (Client), and the one retry policy every request of either goes through
+// (Policy, Attempts, and the transport that applies them).
 package remote
 
 import (
@@ -14,8 +16,11 @@ type Options struct {
 	HostsDir  string // containerd hosts.toml directory (certs.d layout); "" for none
 	// DockerConfigDir holds config.json; "" means $DOCKER_CONFIG or ~/.docker.
 	DockerConfigDir string
-	// Retries and backoff for 429, 5xx and reset connections.
-	MaxRetries int           // default 5
-	MinBackoff time.Duration // default 200ms
-	UserAgent  string
+	// The retry policy (Policy says what each means); zero means the default.
+	MaxRetries    int // < 0: no retries
+	MinBackoff    time.Duration
+	MaxBackoff    time.Duration
+	MaxRetryAfter time.Duration
+	StallTimeout  time.Duration // < 0: never cut a stalled connection
+	UserAgent     string
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 
@@ -19,9 +20,13 @@ import (
 )
 
 // Explain turns the common failures of a registry call about ref into
-// messages that say what to do, wrapping err. Other errors come back as
-// they are. Credentials are looked for where Hosts looks by default
-// ($DOCKER_CONFIG, else ~/.docker).
+// messages that say what to do; the result wraps err, for errors.Is and
+// errors.As. It is the boundary where a failure's message is built: a
+// *GaveUpError says all there is to say on its own, without the layers of
+// wrapping around it, and no message keeps a URL's query (upload session
+// state, signed redirects). Other errors come back as they are.
+// Credentials are looked for where Hosts looks by default ($DOCKER_CONFIG,
+// else ~/.docker).
 func Explain(err error, ref string) error {
 	if err == nil {
 		return nil
@@ -34,19 +39,48 @@ func Explain(err error, ref string) error {
 			host, repo = h, r
 		}
 	}
+	var gaveUp *GaveUpError
 	switch {
+	case errors.As(err, &gaveUp):
+		return explain(err, "%s: %v", ref, gaveUp)
 	case isTLS(err):
-		return fmt.Errorf("%s: TLS with %s failed: if the registry uses a private or self-signed CA, put its certificate in --hosts-dir (DIR/%s/ca.crt, containerd's certs.d layout) or pass --insecure to skip verification; if it speaks plain HTTP, pass --plain-http: %w",
+		return explain(err, "%s: TLS with %s failed: if the registry uses a private or self-signed CA, put its certificate in --hosts-dir (DIR/%s/ca.crt, containerd's certs.d layout) or pass --insecure to skip verification; if it speaks plain HTTP, pass --plain-http: %v",
 			ref, host, host, err)
 	case isUnreachable(err):
-		return fmt.Errorf("%s: registry %s is unreachable: check the address and port, that the registry is running, and --plain-http (HTTP) versus HTTPS: %w", ref, host, err)
+		return explain(err, "%s: registry %s is unreachable: check the address and port, that the registry is running, and --plain-http (HTTP) versus HTTPS: %v", ref, host, err)
 	case isAuth(err):
-		return fmt.Errorf("%s: access denied by %s: %s; log in with `docker login %s` or set DOCKER_CONFIG to a directory whose config.json has credentials for it: %w",
+		return explain(err, "%s: access denied by %s: %s; log in with `docker login %s` or set DOCKER_CONFIG to a directory whose config.json has credentials for it: %v",
 			ref, host, credentialsSource(host), host, err)
 	case isNotFound(err):
-		return fmt.Errorf("%s: not found: the tag or digest does not exist in repository %s on %s; check the name (no host means docker.io) and the tag: %w", ref, repo, host, err)
+		return explain(err, "%s: not found: the tag or digest does not exist in repository %s on %s; check the name (no host means docker.io) and the tag: %v", ref, repo, host, err)
+	}
+	if msg := redactURLs(err.Error()); msg != err.Error() {
+		return &explained{msg: msg, err: err}
 	}
 	return err
+}
+
+// explained is a message built at the boundary over the error it explains.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+func explain(err error, format string, args ...any) error {
+	return &explained{msg: redactURLs(fmt.Sprintf(format, args...)), err: err}
+}
+
+// urlWithQuery matches a URL in a message, its query apart.
+var urlWithQuery = regexp.MustCompile(`(https?://[^\s"'<>?]+)\?[^\s"'<>]*`)
+
+// redactURLs drops the queries of the URLs in msg: containerd and net/http
+// print request URLs whole, upload session state and redirect signatures
+// included.
+func redactURLs(msg string) string {
+	return urlWithQuery.ReplaceAllString(msg, "$1")
 }
 
 func isTLS(err error) bool {
@@ -84,6 +118,10 @@ func isAuth(err error) bool {
 	if errors.Is(err, docker.ErrInvalidAuthorization) || errdefs.IsUnauthorized(err) || errdefs.IsPermissionDenied(err) {
 		return true
 	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode == http.StatusUnauthorized || se.StatusCode == http.StatusForbidden
+	}
 	var st remoteerrors.ErrUnexpectedStatus
 	if errors.As(err, &st) {
 		return st.StatusCode == http.StatusUnauthorized || st.StatusCode == http.StatusForbidden
@@ -95,6 +133,10 @@ func isAuth(err error) bool {
 func isNotFound(err error) bool {
 	if errdefs.IsNotFound(err) {
 		return true
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return se.StatusCode == http.StatusNotFound
 	}
 	var st remoteerrors.ErrUnexpectedStatus
 	return errors.As(err, &st) && st.StatusCode == http.StatusNotFound

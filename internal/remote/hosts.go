@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
@@ -18,24 +17,21 @@ import (
 	"github.com/docker/cli/cli/config/configfile"
 )
 
-// The retry defaults when Options leave them zero.
-const (
-	DefaultMaxRetries = 5
-	DefaultMinBackoff = 200 * time.Millisecond
-	// maxIdlePerHost keeps enough warm connections for concurrent blob
-	// transfers to one registry (net/http's default is 2).
-	maxIdlePerHost = 32
-)
+// maxIdlePerHost keeps enough warm connections for concurrent blob
+// transfers to one registry (net/http's default is 2).
+const maxIdlePerHost = 32
 
 // dockerHubAuthKey is where the docker CLI keeps Docker Hub's credentials.
 const dockerHubAuthKey = "https://index.docker.io/v1/"
 
 // Hosts configures the registry hosts of every connection: hosts.toml from
-// HostsDir, plain HTTP, TLS verification, docker config credentials and a
-// retrying transport.
+// HostsDir, plain HTTP, TLS verification, docker config credentials kept
+// from token servers that would get them in the clear, and the transport
+// every request goes through (transport.go).
 func (o Options) Hosts(ctx context.Context) docker.RegistryHosts {
+	creds := o.credentials()
 	opts := config.HostOptions{
-		Credentials:  o.credentials(),
+		Credentials:  creds,
 		UpdateClient: o.updateClient,
 	}
 	if o.HostsDir != "" {
@@ -47,14 +43,14 @@ func (o Options) Hosts(ctx context.Context) docker.RegistryHosts {
 	if o.Insecure {
 		opts.DefaultTLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the user asked for --insecure
 	}
-	return cacheHosts(config.ConfigureHosts(ctx, opts))
+	return o.cacheHosts(config.ConfigureHosts(ctx, opts), creds)
 }
 
 // cacheHosts configures each host once. containerd's ConfigureHosts builds
 // a new transport on every call, and the resolver calls it for every
 // resolve, fetch and push: without the cache no connection or token would
 // be reused.
-func cacheHosts(hosts docker.RegistryHosts) docker.RegistryHosts {
+func (o Options) cacheHosts(hosts docker.RegistryHosts, creds func(string) (string, string, error)) docker.RegistryHosts {
 	var mu sync.Mutex
 	cache := map[string][]docker.RegistryHost{}
 	return func(host string) ([]docker.RegistryHost, error) {
@@ -67,6 +63,11 @@ func cacheHosts(hosts docker.RegistryHosts) docker.RegistryHosts {
 		if err != nil {
 			return nil, err
 		}
+		for i := range h {
+			if h[i].Authorizer != nil {
+				h[i].Authorizer = &realmGuard{Authorizer: h[i].Authorizer, plainHTTP: o.PlainHTTP, creds: creds}
+			}
+		}
 		cache[host] = h
 		return slices.Clone(h), nil
 	}
@@ -74,24 +75,40 @@ func cacheHosts(hosts docker.RegistryHosts) docker.RegistryHosts {
 
 // Resolver is containerd's docker resolver over Hosts.
 func (o Options) Resolver(ctx context.Context) remotes.Resolver {
-	ro := docker.ResolverOptions{Hosts: o.Hosts(ctx)}
+	return o.resolver(o.Hosts(ctx))
+}
+
+func (o Options) resolver(hosts docker.RegistryHosts) remotes.Resolver {
+	ro := docker.ResolverOptions{Hosts: hosts}
 	if o.UserAgent != "" {
 		ro.Headers = http.Header{"User-Agent": {o.UserAgent}}
 	}
 	return docker.NewResolver(ro)
 }
 
-// updateClient wraps each client containerd builds in the retrying
-// transport. containerd may hand over a copy of an already wrapped client.
+// Connect sets up both ways to registries, sharing one set of hosts (so
+// connections and tokens) and the one retry policy: containerd's resolver,
+// and the Client for the calls the resolver does not make.
+func (o Options) Connect(ctx context.Context) (remotes.Resolver, *Client) {
+	hosts := o.Hosts(ctx)
+	return o.resolver(hosts), NewClient(hosts, o.Policy(), o.UserAgent)
+}
+
+// updateClient puts each client containerd builds on the transport.
+// containerd may hand over a copy of a client already done.
 func (o Options) updateClient(c *http.Client) error {
-	if _, done := c.Transport.(*retryTransport); done {
+	if _, done := c.Transport.(*transport); done {
 		return nil
 	}
 	if tr, ok := c.Transport.(*http.Transport); ok {
 		tr.MaxIdleConns = max(tr.MaxIdleConns, 4*maxIdlePerHost)
 		tr.MaxIdleConnsPerHost = maxIdlePerHost
 	}
-	c.Transport = newRetryTransport(c.Transport, o.MaxRetries, o.MinBackoff)
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = &transport{base: base, policy: o.Policy()}
 	return nil
 }
 

@@ -138,7 +138,7 @@ func TestRetriesThroughTransientStatusesAndCountsThem(t *testing.T) {
 	}
 }
 
-func TestDoRetriesOnlyReplayableRequests(t *testing.T) {
+func TestTransportRetriesOnlyReplayableRequests(t *testing.T) {
 	up := testregistry.NewDistribution(t)
 	img := up.PushImage(t, "app", "v1", testregistry.ImageSpec{})
 	_, manifest, _ := up.GetManifest(t, "app", "v1")
@@ -147,14 +147,14 @@ func TestDoRetriesOnlyReplayableRequests(t *testing.T) {
 		opts       Options
 		faults     int
 		body       func() io.Reader
-		wantStatus int
+		wantStatus int // 0: a *GaveUpError
 		wantCount  int
 	}{
 		{"get retried until success", fast, 2, nil, http.StatusOK, 3},
-		{"get gives up after MaxRetries", Options{PlainHTTP: true, MinBackoff: time.Millisecond, MaxRetries: 2}, 10, nil, http.StatusServiceUnavailable, 3},
-		{"no retries when MaxRetries < 0", Options{PlainHTTP: true, MaxRetries: -1}, 10, nil, http.StatusServiceUnavailable, 1},
+		{"get gives up after MaxRetries", Options{PlainHTTP: true, MinBackoff: time.Millisecond, MaxRetries: 2}, 10, nil, 0, 3},
+		{"no retries when MaxRetries < 0", Options{PlainHTTP: true, MaxRetries: -1}, 10, nil, 0, 1},
 		{"put with GetBody retried", fast, 1, func() io.Reader { return bytes.NewReader(manifest) }, http.StatusCreated, 2},
-		{"put without GetBody not replayed", fast, 1, func() io.Reader { return struct{ io.Reader }{bytes.NewReader(manifest)} }, http.StatusServiceUnavailable, 1},
+		{"put without GetBody handed back", fast, 1, func() io.Reader { return struct{ io.Reader }{bytes.NewReader(manifest)} }, http.StatusServiceUnavailable, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -170,19 +170,33 @@ func TestDoRetriesOnlyReplayableRequests(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", ocispec.MediaTypeImageManifest)
-			resp, err := Do(ctx, c.opts.Hosts(ctx), req)
-			if err != nil {
-				t.Fatal(err)
+			_, client := c.opts.Connect(ctx)
+			resp, err := client.send(ctx, req)
+			if c.wantStatus == 0 {
+				var g *GaveUpError
+				if !errors.As(err, &g) || g.Attempts != c.wantCount {
+					t.Fatalf("err = %v, want a *GaveUpError after %d attempts", err, c.wantCount)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != c.wantStatus {
+					t.Fatalf("status %d, want %d", resp.StatusCode, c.wantStatus)
+				}
 			}
-			resp.Body.Close()
-			if resp.StatusCode != c.wantStatus || p.Count(method, kind) != c.wantCount {
-				t.Fatalf("status %d after %d requests, want %d after %d", resp.StatusCode, p.Count(method, kind), c.wantStatus, c.wantCount)
+			if n := p.Count(method, kind); n != c.wantCount {
+				t.Fatalf("%d requests, want %d", n, c.wantCount)
 			}
 		})
 	}
 }
 
-func TestFetchSurvivesAConnectionCutMidBlob(t *testing.T) {
+// A body cut in the middle is one transient failure handed to the caller,
+// who resumes from the bytes it has: containerd's fetcher must not reconnect
+// on its own, a retry loop under ours.
+func TestACutBlobBodyIsHandedBackToResume(t *testing.T) {
 	ctx := context.Background()
 	up := testregistry.NewDistribution(t)
 	img := up.PushImage(t, "app", "v1", testregistry.ImageSpec{LayerSize: 256 << 10})
@@ -191,11 +205,33 @@ func TestFetchSurvivesAConnectionCutMidBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fetchDigest(t, ctx, f, img.Layers[0]); got != img.Layers[0].Digest {
-		t.Fatalf("digest %s after a cut, want %s", got, img.Layers[0].Digest)
+	rc, err := f.Fetch(ctx, img.Layers[0])
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := p.Count("GET", "blob"); n < 2 {
-		t.Fatalf("%d blob GETs, want the cut one and a resumption", n)
+	defer rc.Close()
+	var got bytes.Buffer
+	_, err = io.Copy(&got, rc)
+	var te *TransferError
+	if !errors.As(err, &te) || !Transient(err) {
+		t.Fatalf("read error %v, want a transient *TransferError", err)
+	}
+	if n := p.Count("GET", "blob"); n != 1 {
+		t.Fatalf("%d blob GETs before the caller resumed, want 1", n)
+	}
+	rc.Close()
+	if rc, err = f.Fetch(ctx, img.Layers[0]); err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := rc.(io.Seeker).Seek(int64(got.Len()), io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(&got, rc); err != nil {
+		t.Fatalf("resumed read: %v", err)
+	}
+	if d := digest.FromBytes(got.Bytes()); d != img.Layers[0].Digest {
+		t.Fatalf("digest %s after resuming, want %s", d, img.Layers[0].Digest)
 	}
 }
 
@@ -276,16 +312,11 @@ func TestCredentialsComeFromTheDockerConfig(t *testing.T) {
 				if err != nil || desc.Digest != img.Desc.Digest {
 					t.Fatalf("resolve with credentials: %v", err)
 				}
-				// Do reaches what the resolver does not: the referrers API.
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/app/referrers/"+img.Desc.Digest.String(), nil)
-				resp, err := Do(ctx, opts.Hosts(ctx), req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				var idx ocispec.Index
-				if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&idx) != nil || len(idx.Manifests) != 1 {
-					t.Fatalf("referrers through Do: %s, %d entries", resp.Status, len(idx.Manifests))
+				// The Client reaches what the resolver does not: the referrers API.
+				_, client := opts.Connect(ctx)
+				listed, found, err := client.Referrers(ctx, host+"/app", img.Desc.Digest)
+				if err != nil || !found || len(listed) != 1 {
+					t.Fatalf("referrers through the Client: %v, found %v, %d entries", err, found, len(listed))
 				}
 				return
 			}
@@ -417,25 +448,25 @@ func TestExplainSaysWhatToDo(t *testing.T) {
 }
 
 func TestRetryAfterIsHonouredAndCapped(t *testing.T) {
-	tr := newRetryTransport(nil, 3, time.Second)
+	p := Options{MinBackoff: time.Second, MaxBackoff: time.Hour}.Policy()
 	cases := []struct {
 		header string
 		want   time.Duration
 	}{
 		{"0", 0},
 		{"2", 2 * time.Second},
-		{"100000", maxRetryAfter},
+		{"100000", DefaultMaxRetryAfter},
 		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
 	}
 	for _, c := range cases {
-		resp := &http.Response{Header: http.Header{"Retry-After": {c.header}}}
-		if got := tr.backoff(0, resp); got != c.want {
-			t.Errorf("Retry-After %q: wait %v, want %v", c.header, got, c.want)
+		got, ok := p.Retry(1, &StatusError{StatusCode: http.StatusTooManyRequests, RetryAfter: c.header})
+		if !ok || got != c.want {
+			t.Errorf("Retry-After %q: wait %v (retry %v), want %v", c.header, got, ok, c.want)
 		}
 	}
-	for attempt := range 4 {
-		got := tr.backoff(attempt, &http.Response{Header: http.Header{}})
-		lo, hi := (time.Second<<attempt)/2, time.Second<<attempt
+	for attempt := 1; attempt <= 4; attempt++ {
+		got, _ := p.Retry(attempt, &StatusError{StatusCode: http.StatusServiceUnavailable})
+		lo, hi := (time.Second<<(attempt-1))/2, time.Second<<(attempt-1)
 		if got < lo || got > hi {
 			t.Errorf("attempt %d: backoff %v outside [%v, %v]", attempt, got, lo, hi)
 		}

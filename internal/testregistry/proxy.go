@@ -1,10 +1,12 @@
 package testregistry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,9 +24,20 @@ type Faults struct {
 	CorruptBlob digest.Digest // flip a byte in this blob's GET body
 	ResetBlob   digest.Digest // cut the connection mid-body on the first ResetTimes GETs of this blob
 	ResetTimes  int
-	Status      int   // answer this status (e.g. 503, 429 with Retry-After: 0) ...
-	StatusTimes int   // ... to the first StatusTimes requests, then pass through
-	BlobRate    int64 // if set, serve each blob GET body at this many bytes a second, like a WAN link
+	Status      int    // answer this status (e.g. 503, 429 with Retry-After: 0) ...
+	StatusTimes int    // ... to the first StatusTimes requests, then pass through
+	StatusPath  string // if set, only requests whose path contains it get Status
+	BlobRate    int64  // if set, serve each blob GET body at this many bytes a second, like a WAN link
+
+	// Mixed faults, the link of issue 11: each request, with probability
+	// Rate, meets one of Kinds (all of them when empty), drawn from a
+	// generator seeded with Seed. Under concurrency the order requests
+	// arrive in varies, so a seed fixes the mix, not which request gets
+	// which fault.
+	Rate  float64
+	Seed  uint64
+	Kinds []FaultKind
+	Stall time.Duration // how long FaultStall holds an answer; 2s when 0
 }
 
 // NewProxy puts a proxy with faults in front of upstream. The returned
@@ -36,7 +49,7 @@ func NewProxy(t testing.TB, upstream *Registry, f Faults) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{faults: f, resetsLeft: f.ResetTimes, statusLeft: f.StatusTimes}
+	p := &proxy{faults: f, resetsLeft: f.ResetTimes, statusLeft: f.StatusTimes, mixed: newMixer(f)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -48,22 +61,45 @@ func NewProxy(t testing.TB, upstream *Registry, f Faults) *Registry {
 		ModifyResponse: p.modify,
 		ErrorLog:       log.New(io.Discard, "", 0),
 	}
+	p.upstream = target
+	p.transport = upstream.client.Transport
+	if p.transport == nil {
+		p.transport = http.DefaultTransport
+	}
 	r := &Registry{
 		scheme:   "http",
 		client:   &http.Client{},
 		referrer: upstream.referrer,
 		counts:   newCounter(),
 		seed:     upstream.seed,
+		proxy:    p,
 	}
-	srv := httptest.NewServer(r.counts.wrap(p))
+	srv := httptest.NewUnstartedServer(r.counts.wrap(p))
+	// The faults that cut connections need the connection.
+	srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return context.WithValue(ctx, connKey{}, c)
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
 	t.Cleanup(srv.Close)
 	r.Host = strings.TrimPrefix(srv.URL, "http://")
 	return r
 }
 
+// Injected is how many mixed faults of each kind a proxy has injected.
+func (r *Registry) Injected() map[FaultKind]int {
+	if r.proxy == nil || r.proxy.mixed == nil {
+		return nil
+	}
+	return r.proxy.mixed.injected()
+}
+
 type proxy struct {
-	faults Faults
-	rp     *httputil.ReverseProxy
+	faults    Faults
+	rp        *httputil.ReverseProxy
+	upstream  *url.URL
+	transport http.RoundTripper
+	mixed     *mixer // nil without Rate
 
 	mu         sync.Mutex
 	resetsLeft int
@@ -71,7 +107,7 @@ type proxy struct {
 }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if p.take(&p.statusLeft) {
+	if strings.Contains(req.URL.Path, p.faults.StatusPath) && p.take(&p.statusLeft) {
 		code := p.faults.Status
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "0")
@@ -79,6 +115,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"errors":[{"code":"UNAVAILABLE","message":"injected fault %d"}]}`, code)
+		return
+	}
+	if kind, ok := p.mixed.pick(); ok {
+		p.inject(kind, w, req)
 		return
 	}
 	p.rp.ServeHTTP(w, req)

@@ -34,7 +34,8 @@ type Registry struct {
 	counts *counter
 	// seed is where the seeding helpers go: the registry itself, or the
 	// upstream of a proxy so that faults never hit the seeding.
-	seed *Registry
+	seed  *Registry
+	proxy *proxy // the faults, when this is a proxy
 
 	fallbackMu sync.Mutex               // serialises fallback tag merges (read, merge, write)
 	mu         sync.Mutex               // guards the maps below

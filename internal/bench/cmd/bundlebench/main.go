@@ -14,7 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/bundle-dev/bundle/internal/bench"
 )
@@ -39,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	registry := fs.String("registry", bench.RegistryBinary, "docker-registry (distribution 2.8) binary")
 	tmp := fs.String("tmp", "", "parent of the scratch directory (default $TMPDIR); needs about 4x -size free")
 	out := fs.String("out", "", "append the results as a dated section to this Markdown `FILE`")
+	scale := fs.String("scale", "", "\"images\": measure many tiny signed images instead of bytes (-images)")
+	images := fs.String("images", "100,1000", "comma-separated image counts for -scale images")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -58,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *scale != "" {
+		return runScale(ctx, *scale, *images, bench.Config{Bundle: bin, Registry: *registry, TempDir: *tmp, Log: stderr}, *out, stdout, stderr)
+	}
 	res, err := bench.Run(ctx, bench.Config{Size: n, Seed: *seed, Runs: *runs, Bundle: bin, Registry: *registry, TempDir: *tmp, Log: stderr})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -83,6 +91,46 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if res.Failed() {
 		fmt.Fprintf(stderr, "bundlebench: some steps failed (FAIL rows above), after %s\n", res.Elapsed())
 		return 1
+	}
+	return 0
+}
+
+func runScale(ctx context.Context, scale, images string, cfg bench.Config, out string, stdout, stderr io.Writer) int {
+	if scale != "images" {
+		fmt.Fprintf(stderr, "bundlebench: -scale %q: the one scale is \"images\"\n", scale)
+		return 2
+	}
+	var ns []int
+	for _, f := range strings.Split(images, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 10 {
+			fmt.Fprintf(stderr, "bundlebench: -images %q: want counts of 10 or more, comma-separated\n", images)
+			return 2
+		}
+		ns = append(ns, n)
+	}
+	started := time.Now().UTC()
+	rows, err := bench.RunScale(ctx, cfg, ns)
+	if err != nil {
+		fmt.Fprintf(stderr, "bundlebench: %v\n", err)
+		return 1
+	}
+	var section bytes.Buffer
+	if err := bench.WriteScaleReport(&section, rows, started); err != nil {
+		fmt.Fprintf(stderr, "bundlebench: %v\n", err)
+		return 1
+	}
+	_, _ = stdout.Write(section.Bytes())
+	if out != "" {
+		if err := bench.AppendReport(out, docHeader, section.Bytes()); err != nil {
+			fmt.Fprintf(stderr, "bundlebench: %v\n", err)
+			return 1
+		}
+	}
+	for _, r := range rows {
+		if r.Err != "" {
+			return 1
+		}
 	}
 	return 0
 }
