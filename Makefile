@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 EXTRA   := ./testdata/sample ./testdata/gen
 GOFILES  = $(shell git ls-files '*.go')
 
-.PHONY: all build install test unit fuzz e2e demo bench bench-go lint vet clean
+.PHONY: all build install test unit fuzz e2e demo bench bench-go bench-serve lint vet clean
 
 all: build
 
@@ -60,6 +60,13 @@ ifeq ($(SCALE),images)
 else
 	$(GO) run ./internal/bench/cmd/bundlebench -size $(SIZE) -bundle $(BIN) -out docs/BENCHMARKS.md
 endif
+
+# Issue 15's check of bundle serve: 32 concurrent pulls of a SIZE bench set
+# from bundle serve FILE.tar.zst against docker-registry serving the same
+# set imported; prints the throughput ratio, serve's peak RSS and the time
+# to first byte of the set's large layer (1 GiB from SIZE=2GiB on).
+bench-serve:
+	BUNDLE_E2E=1 BUNDLE_SERVE_BENCH=$(SIZE) $(GO) test -run '^$$' -bench PullsFromBundleVsDistribution -benchtime 1x -timeout 60m ./internal/serve/
 
 # The per-package Go benchmarks (writer, reader, export, import).
 bench-go:

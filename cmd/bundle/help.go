@@ -30,6 +30,10 @@ Examples:
   bundle inspect app.tar.zst
   bundle inspect --json app.tar.zst`,
 	"serve": `Examples:
+  bundle serve --addr 127.0.0.1:5000 app.tar.zst
+  bundle serve --prefix mirror base.tar.zst apps.tar.zst
+  bundle serve --addr 0.0.0.0:5000 --htpasswd /etc/bundle/htpasswd \
+    --tls-cert /etc/bundle/cert.pem --tls-key /etc/bundle/key.pem app.tar.zst
   bundle serve --dir /var/lib/bundle-registry --addr 127.0.0.1:5000`,
 	"version": `Examples:
   bundle version`,

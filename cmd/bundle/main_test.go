@@ -85,8 +85,11 @@ func TestBadUsageExitsTwoAndSaysWhat(t *testing.T) {
 		{"bad sparse index", []string{"import", "--sparse-index", "keep", "--target", "h", "b.tar"}, "--sparse-index"},
 		{"verify without FILE", []string{"verify"}, "missing FILE"},
 		{"inspect with unknown flag", []string{"inspect", "--yaml", "b.tar"}, "yaml"},
-		{"serve without dir", []string{"serve"}, "missing --dir"},
-		{"serve with argument", []string{"serve", "--dir", "d", "extra"}, "no arguments"},
+		{"serve without FILE or dir", []string{"serve"}, "missing FILE"},
+		{"serve FILE and dir", []string{"serve", "--dir", "d", "b.tar"}, "not both"},
+		{"serve bad log format", []string{"serve", "--log-format", "xml", "b.tar"}, "--log-format"},
+		{"serve read-only FILE", []string{"serve", "--read-only", "b.tar"}, "apply to --dir"},
+		{"serve cert without key", []string{"serve", "--tls-cert", "c.pem", "b.tar"}, "--tls-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
