@@ -10,7 +10,7 @@ import (
 
 // Attempts is one object's retry budget under a Policy: how many attempts
 // in a row each of its steps (a blob's GET, an upload's POST and PUT) has
-// failed since the object last made progress. It travels in the context,
+// failed since that step last succeeded or the object last made progress. It travels in the context,
 // so that every layer that retries that object (the transport for a
 // request it can replay, the blob stream that resumes a body, the upload
 // that starts again with a fresh POST) draws from the same budget: retries
@@ -64,6 +64,16 @@ func (a *Attempts) Retry(ctx context.Context, err error) error {
 		return err
 	}
 	return nil
+}
+
+// succeeded says a step's answer came whole: its failures so far were not
+// in a row with the next. (An answer whose body is still to be read does
+// not count: a blob cut at the same byte every time must run out of its
+// budget; only Progress renews that.)
+func (a *Attempts) succeeded(step string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.failed, step)
 }
 
 // Progress says the object moved on (verified bytes arrived): its steps'

@@ -135,7 +135,7 @@ func TestBearerRealmGetsCredentialsOnlyOverTLS(t *testing.T) {
 				w.WriteHeader(http.StatusUnauthorized)
 				return
 			}
-			whole(w, r)
+			wholeManifest(w, r)
 		}))
 		t.Cleanup(srv.Close)
 		return strings.TrimPrefix(srv.URL, "http://")

@@ -18,8 +18,10 @@ import (
 )
 
 // quick is a policy for tests that meet failures on purpose: short waits,
-// a short stall timeout, a budget of 4 attempts.
-var quick = Options{PlainHTTP: true, MaxRetries: 3, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, MaxRetryAfter: time.Millisecond, StallTimeout: 100 * time.Millisecond}
+// a budget of 4 attempts, and a stall timeout short enough for the tests
+// that stall, long enough that a registry in this process, on a machine
+// loaded with -race and other work, does not look stalled.
+var quick = Options{PlainHTTP: true, MaxRetries: 3, MinBackoff: time.Millisecond, MaxBackoff: 4 * time.Millisecond, MaxRetryAfter: time.Millisecond, StallTimeout: 300 * time.Millisecond}
 
 // scripted serves the nth request with steps[n], the last step for all
 // after, and counts them. Its requests' contexts end with the test too, so
@@ -61,8 +63,8 @@ func (s *scripted) count() int {
 
 var manifestBody = []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}`)
 
-// whole answers the manifest.
-func whole(w http.ResponseWriter, _ *http.Request) {
+// wholeManifest answers the manifest.
+func wholeManifest(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", ocispec.MediaTypeImageManifest)
 	w.Header().Set("Content-Length", fmt.Sprint(len(manifestBody)))
 	_, _ = w.Write(manifestBody)
@@ -103,7 +105,7 @@ func TestDocumentsAreReadWholeAndRetried(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
-			s, host := serve(t, c.first, whole)
+			s, host := serve(t, c.first, wholeManifest)
 			_, client := quick.Connect(ctx)
 			data, mt, err := client.Manifest(ctx, host+"/app", "v1", ocispec.MediaTypeImageManifest)
 			if err != nil || string(data) != string(manifestBody) || mt != ocispec.MediaTypeImageManifest {
