@@ -134,6 +134,10 @@ func (r *Registry) Ref(repo, tagOrDigest string) string {
 // the seeding helpers are not counted.
 func (r *Registry) Count(method, kind string) int { return r.counts.get(method, kind) }
 
+// CountAll is the number of requests served since the start or the last
+// ResetCounts, as Count counts them.
+func (r *Registry) CountAll() int { return r.counts.getPath("", "") }
+
 // CountPath is the number of requests of method (any when "") whose path
 // contains sub, as Count counts them.
 func (r *Registry) CountPath(method, sub string) int { return r.counts.getPath(method, sub) }
