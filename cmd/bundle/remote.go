@@ -23,9 +23,9 @@ func remoteFlags() []cli.Flag {
 
 func remoteOptions(c *cli.Context) remote.Options {
 	return remote.Options{
-		PlainHTTP: c.Bool("plain-http"),
-		Insecure:  c.Bool("insecure"),
-		HostsDir:  c.String("hosts-dir"),
+		PlainHTTP:    c.Bool("plain-http"),
+		Insecure:     c.Bool("insecure"),
+		HostsDir:     c.String("hosts-dir"),
 		StallTimeout: stallTimeout(c.Duration("stall-timeout")),
 		UserAgent:    commandName + "/" + buildVersion(),
 	}
