@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 EXTRA   := ./testdata/sample ./testdata/gen
 GOFILES  = $(shell find . -name '*.go' -not -path './deps/*' -not -path './.git/*')
 
-.PHONY: all build test unit fuzz e2e soak demo bench bench-go lint vet clean
+.PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
 
 all: build
 
@@ -42,6 +42,7 @@ e2e:
 # Export and import through proxies failing 5%, 20% and 35% of requests at
 # random (README: A bad link), 100 seeds each; make test runs 20 at 20%.
 # The whole log is in bin/soak.log; the failures and figures are printed.
+.PHONY: soak
 soak:
 	@mkdir -p bin
 	@BUNDLE_FAULT_SEEDS=100 BUNDLE_FAULT_RATES=0.05,0.2,0.35 $(GO) test -race -count=1 -timeout 90m -v \

@@ -123,8 +123,7 @@ func writeBlob(ctx context.Context, lw *layout.Writer, i int, n *Node, open open
 	}
 	defer rc.Close()
 	err = lw.WriteEntry(layout.BlobPath(n.Desc.Digest), n.Desc.Size, rc, graph.IsCompressedLayer(n.Desc.MediaType))
-	var fetch *fetchFailure
-	if errors.As(err, &fetch) {
+	if fetch := asFetchFailure(err); fetch != nil {
 		// The registry failed, not the archive: that message says it all.
 		return fetch
 	}

@@ -371,6 +371,15 @@ type fetchFailure struct {
 func (f *fetchFailure) Error() string { return f.msg }
 func (f *fetchFailure) Unwrap() error { return f.err }
 
+// asFetchFailure is the fetch failure in err's chain, or nil.
+func asFetchFailure(err error) *fetchFailure {
+	var f *fetchFailure
+	if errors.As(err, &f) {
+		return f
+	}
+	return nil
+}
+
 func refsOf(n *Node) string {
 	if len(n.Refs) == 0 {
 		return n.Repo

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/remote"
@@ -15,7 +13,7 @@ func remoteFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification"},
 		&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts.toml `DIR` (certs.d layout)", TakesFile: true},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "`N` transfers at once"},
-		&cli.DurationFlag{Name: "stall-timeout", Value: remote.DefaultStallTimeout, Usage: "cut and resume a transfer that receives nothing for `DURATION`"},
+		stallTimeoutFlag,
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, no notices"},
 		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
 	}
@@ -26,18 +24,9 @@ func remoteOptions(c *cli.Context) remote.Options {
 		PlainHTTP:    c.Bool("plain-http"),
 		Insecure:     c.Bool("insecure"),
 		HostsDir:     c.String("hosts-dir"),
-		StallTimeout: stallTimeout(c.Duration("stall-timeout")),
+		StallTimeout: stallTimeout(c),
 		UserAgent:    commandName + "/" + buildVersion(),
 	}
-}
-
-// stallTimeout reads --stall-timeout: 0 means never cut a connection
-// (remote.Options reads 0 as its default, and < 0 as never).
-func stallTimeout(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }
 
 func checkConcurrency(c *cli.Context) error {
