@@ -46,7 +46,8 @@ func attemptsFrom(ctx context.Context) *Attempts {
 // Retry records err as a failed attempt and, when the policy grants
 // another, waits the policy's time and returns nil: try again. Otherwise it
 // returns what to end with: err itself when it is not transient (or ctx
-// ended), a *GaveUpError when the budget is spent.
+// had ended), a *GaveUpError when the budget is spent, ctx's error when it
+// ends during the wait.
 func (a *Attempts) Retry(ctx context.Context, err error) error {
 	if ctx.Err() != nil || !Transient(err) {
 		return err
@@ -60,10 +61,8 @@ func (a *Attempts) Retry(ctx context.Context, err error) error {
 	if !ok {
 		return &GaveUpError{Attempts: n, Last: err}
 	}
-	if serr := Sleep(ctx, wait); serr != nil {
-		return err
-	}
-	return nil
+	// Cancelled while waiting: the cancellation is why it ends.
+	return Sleep(ctx, wait)
 }
 
 // succeeded says a step's answer came whole: its failures so far were not

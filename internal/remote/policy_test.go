@@ -144,3 +144,16 @@ func TestGaveUpSaysWhereWhatAndWhatToDo(t *testing.T) {
 		}
 	}
 }
+
+// A cancellation during the wait before a retry ends it with the
+// cancellation, not with the failure it was waiting out.
+func TestAttemptsEndWithTheCancellationOfTheirWait(t *testing.T) {
+	p := Options{MinBackoff: time.Hour}.Policy()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	ctx, a := p.Attempts(ctx)
+	err := a.Retry(ctx, &StatusError{StatusCode: http.StatusServiceUnavailable})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Retry = %v, want the context's deadline", err)
+	}
+}
