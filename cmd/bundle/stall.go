@@ -10,16 +10,18 @@ import (
 
 // stallTimeoutFlag is --stall-timeout, for the commands that talk to
 // registries.
-var stallTimeoutFlag = &cli.DurationFlag{
-	Name:  "stall-timeout",
-	Value: remote.DefaultStallTimeout,
-	Usage: "cut and resume a transfer that receives nothing for `DURATION` (0: never)",
+func stallTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{
+		Name:  "stall-timeout",
+		Value: remote.DefaultStallTimeout,
+		Usage: "cut and resume a transfer that receives nothing for `DURATION` (0: never)",
+	}
 }
 
 // stallTimeout reads --stall-timeout: 0 means never cut a connection
 // (remote.Options reads 0 as its default, and < 0 as never).
 func stallTimeout(c *cli.Context) time.Duration {
-	if d := c.Duration(stallTimeoutFlag.Name); d > 0 {
+	if d := c.Duration("stall-timeout"); d > 0 {
 		return d
 	}
 	return -1
