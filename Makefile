@@ -43,6 +43,16 @@ fuzz:
 e2e:
 	BUNDLE_E2E=1 $(GO) test -race -count=1 ./internal/e2e/...
 
+# Export and import through proxies failing 5%, 20% and 35% of requests at
+# random (README: A bad link), 100 seeds each; make test runs 20 at 20%.
+# The whole log is in bin/soak.log; the failures and figures are printed.
+.PHONY: soak
+soak:
+	@mkdir -p bin
+	@BUNDLE_FAULT_SEEDS=100 BUNDLE_FAULT_RATES=0.05,0.2,0.35 $(GO) test -race -count=1 -timeout 90m -v \
+		-run '^TestTransfersSurviveAFaultyLink$$' ./internal/roundtrip/ >bin/soak.log 2>&1; \
+		status=$$?; grep -E '^(--- FAIL|ok|FAIL)|faults_test.go' bin/soak.log; exit $$status
+
 demo: build
 	BUNDLE=$(BIN) ./scripts/demo.sh
 

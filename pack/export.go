@@ -368,20 +368,50 @@ func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.B
 	return nil
 }
 
-// fetchError names the object, the references that need it, and what to do.
+// fetchError names the object, the references that need it, and what to
+// do: the boundary where a fetch failure's message is built, once.
 func fetchError(n *Node, err error) error {
-	what := fmt.Sprintf("fetching %s %s of %s from %s", n.Role, n.Desc.Digest, refsOf(n), n.Repo)
-	if errors.Is(err, verify.ErrMismatch) {
-		return fmt.Errorf("%s: %w: run the export again; if it repeats, the registry serves damaged content", what, err)
+	var done *fetchFailure
+	if errors.As(err, &done) {
+		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w: run the export again to resume", what, err)
+	what := fmt.Sprintf("fetching %s %s of %s", n.Role, n.Desc.Digest, refsOf(n))
+	var gaveUp *remote.GaveUpError
+	switch {
+	case errors.Is(err, verify.ErrMismatch):
+		return &fetchFailure{fmt.Sprintf("%s from %s: %v: run the export again; if it repeats, the registry serves damaged content", what, n.Repo, err), err}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &fetchFailure{fmt.Sprintf("%s from %s: %v: run the export again to resume", what, n.Repo, err), err}
+	case errors.As(err, &gaveUp):
+		// It names the registry, the request, its last answer and what
+		// to do: the layers between add nothing.
+		return &fetchFailure{what + ": " + gaveUp.Error(), err}
 	}
 	ref := n.Repo
 	if len(n.Refs) > 0 {
 		ref = n.Refs[0]
 	}
-	return fmt.Errorf("%s: %w", what, remote.Explain(err, ref))
+	err = remote.Explain(err, ref)
+	return &fetchFailure{fmt.Sprintf("%s from %s: %v", what, n.Repo, err), err}
+}
+
+// fetchFailure is a fetch error whose message is complete: the archive
+// writer passes it on without naming the object again.
+type fetchFailure struct {
+	msg string
+	err error
+}
+
+func (f *fetchFailure) Error() string { return f.msg }
+func (f *fetchFailure) Unwrap() error { return f.err }
+
+// asFetchFailure is the fetch failure in err's chain, or nil.
+func asFetchFailure(err error) *fetchFailure {
+	var f *fetchFailure
+	if errors.As(err, &f) {
+		return f
+	}
+	return nil
 }
 
 func refsOf(n *Node) string {

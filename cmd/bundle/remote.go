@@ -15,6 +15,7 @@ func remoteFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification"},
 		&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts.toml `DIR` (certs.d layout)", TakesFile: true},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "`N` transfers at once"},
+		stallTimeoutFlag(),
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, no notices"},
 		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
 	}
@@ -22,10 +23,11 @@ func remoteFlags() []cli.Flag {
 
 func remoteOptions(c *cli.Context) remote.Options {
 	return remote.Options{
-		PlainHTTP: c.Bool("plain-http"),
-		Insecure:  c.Bool("insecure"),
-		HostsDir:  c.String("hosts-dir"),
-		UserAgent: commandName + "/" + buildVersion(),
+		PlainHTTP:    c.Bool("plain-http"),
+		Insecure:     c.Bool("insecure"),
+		HostsDir:     c.String("hosts-dir"),
+		StallTimeout: stallTimeout(c),
+		UserAgent:    commandName + "/" + buildVersion(),
 	}
 }
 

@@ -51,6 +51,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case err != nil:
 			failure = err
 		case !transientStatus(resp.StatusCode):
+			if whole(resp) {
+				a.succeeded(stepOfRequest(req))
+			}
 			return resp, nil
 		}
 		if !replayable(req) {
@@ -98,10 +101,25 @@ func (t *transport) once(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.Body = readWhole{bytes.NewReader(data)}
 	resp.ContentLength = int64(len(data))
 	return resp, nil
 }
+
+// whole reports whether resp's answer is all in: read whole, or without
+// a body.
+func whole(resp *http.Response) bool {
+	if resp.Request.Method == http.MethodHead || resp.ContentLength == 0 {
+		return true
+	}
+	_, read := resp.Body.(readWhole)
+	return read
+}
+
+// readWhole is the body of an answer the transport read whole.
+type readWhole struct{ *bytes.Reader }
+
+func (readWhole) Close() error { return nil }
 
 // isDocument tells the answers read whole: any GET but a blob's (a
 // redirect keeps the kind of the request it came from).
