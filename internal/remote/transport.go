@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 )
@@ -29,6 +30,7 @@ const maxDocument = graph.MaxManifestSize
 type transport struct {
 	base   http.RoundTripper
 	policy Policy
+	debug  *debugLog // nil: no request log
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -77,8 +79,10 @@ func (t *transport) once(req *http.Request) (*http.Response, error) {
 		out.Body = &sendingBody{ReadCloser: req.Body, w: w, size: req.ContentLength}
 	}
 	w.wait(w.timeout)
+	start := time.Now()
 	resp, err := t.base.RoundTrip(out)
 	w.answer()
+	t.debug.log(req, resp, err, start)
 	if err != nil {
 		err = w.explain(ctx, err)
 		w.release()
