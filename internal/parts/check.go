@@ -1,0 +1,260 @@
+package parts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// States of a part.
+const (
+	StateOK        = "ok"        // matches FILE.sha256
+	StateUnchecked = "unchecked" // no FILE.sha256 lists it
+	StateMissing   = "missing"
+	StateDamaged   = "damaged" // wrong size or wrong sha256
+	StateRebuilt   = "rebuilt" // rebuilt from parity
+)
+
+// PartStatus is what was found of one part.
+type PartStatus struct {
+	Name    string `json:"name"`
+	Parity  bool   `json:"parity,omitempty"`
+	Size    int64  `json:"size"`   // as it should be, or as found without a sidecar
+	Offset  int64  `json:"offset"` // in the archive, for a data part
+	State   string `json:"state"`
+	Problem string `json:"problem,omitempty"`
+
+	path string
+	want string // sha256 from the sidecar
+}
+
+// bad says the part cannot be read as it is.
+func (p PartStatus) bad() bool { return p.State == StateMissing || p.State == StateDamaged }
+
+// Status is what was found of a set of parts.
+type Status struct {
+	Base    string       `json:"base"`
+	Sidecar bool         `json:"sidecar"` // FILE.sha256 lists the parts
+	Layout  *Layout      `json:"layout,omitempty"`
+	Parts   []PartStatus `json:"parts"`
+}
+
+// Bad lists the parts missing or damaged.
+func (s *Status) Bad() []PartStatus {
+	var out []PartStatus
+	for _, p := range s.Parts {
+		if p.bad() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Rebuilt lists the parts rebuilt from parity.
+func (s *Status) Rebuilt() []string {
+	var out []string
+	for _, p := range s.Parts {
+		if p.State == StateRebuilt {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// TooDamagedError says more parts are lost than parity can rebuild.
+type TooDamagedError struct {
+	Base   string
+	Bad    []PartStatus
+	Parity int
+}
+
+func (e *TooDamagedError) Error() string {
+	var names []string
+	for _, p := range e.Bad {
+		names = append(names, describe(p))
+	}
+	msg := fmt.Sprintf("bundle %s: %d part(s) missing or damaged: %s", e.Base, len(e.Bad), strings.Join(names, "; "))
+	if e.Parity == 0 {
+		return msg + ": it has no parity parts to rebuild them; copy those parts again from the source"
+	}
+	more := len(e.Bad) - e.Parity
+	return fmt.Sprintf("%s: its %d parity part(s) rebuild at most %d, %d more parity part(s) would have been needed (export with --parity %d); copy %d of them again from the source",
+		msg, e.Parity, e.Parity, more, len(e.Bad), more)
+}
+
+func describe(p PartStatus) string {
+	what := "parity"
+	if !p.Parity {
+		what = fmt.Sprintf("archive bytes %d to %d", p.Offset, p.Offset+p.Size)
+	}
+	return fmt.Sprintf("%s %s (%s, holding %s)", p.Name, p.State, p.Problem, what)
+}
+
+// Inspect finds the parts of the bundle named by path and checks each
+// against FILE.sha256: size and sha256. Without a sidecar the data parts
+// are taken as found, numbered from 000 without a gap.
+func Inspect(ctx context.Context, path string) (*Status, error) {
+	base, ok := Locate(path)
+	if !ok {
+		return nil, fmt.Errorf("%s: no such bundle or parts (FILE.000, FILE.sha256)", path)
+	}
+	st := &Status{Base: base}
+	sc, err := ReadSidecar(SidecarName(base))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = st.listFound()
+	case err != nil:
+		return nil, fmt.Errorf("checksum file of the bundle: %w: rewrite it with sha256sum or remove it", err)
+	case sc.Split():
+		st.Sidecar = true
+		st.Layout = sc.Layout
+		err = st.listLayout(sc)
+	default:
+		// Someone ran sha256sum FILE.0* > FILE.sha256: check what it lists.
+		err = st.listFound()
+		for i := range st.Parts {
+			if sum, ok := sc.Lookup(st.Parts[i].Name); ok {
+				st.Parts[i].want = sum
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, st.check(ctx)
+}
+
+func (s *Status) listLayout(sc *Sidecar) error {
+	l := sc.Layout
+	dir := filepath.Dir(s.Base)
+	for i, e := range sc.Sums {
+		p := PartStatus{Name: e.Name, path: filepath.Join(dir, e.Name), want: e.SHA256}
+		if i < l.Data {
+			if e.Name != filepath.Base(DataName(s.Base, i)) {
+				return fmt.Errorf("checksum file %s lists %s where data part %d belongs", SidecarName(s.Base), e.Name, i)
+			}
+			p.Size, p.Offset = l.DataSize(i), int64(i)*l.PartSize
+		} else {
+			if e.Name != filepath.Base(ParityName(s.Base, i-l.Data)) {
+				return fmt.Errorf("checksum file %s lists %s where parity part %d belongs", SidecarName(s.Base), e.Name, i-l.Data)
+			}
+			p.Parity, p.Size = true, l.ShardSize()
+		}
+		s.Parts = append(s.Parts, p)
+	}
+	return nil
+}
+
+// listFound lists base.000, base.001, … as they are.
+func (s *Status) listFound() error {
+	matches, _ := filepath.Glob(globEscape(s.Base) + ".[0-9][0-9][0-9]*")
+	idx := map[int]string{}
+	for _, m := range matches {
+		n, err := strconv.Atoi(strings.TrimPrefix(filepath.Ext(m), "."))
+		if err == nil {
+			idx[n] = m
+		}
+	}
+	keys := make([]int, 0, len(idx))
+	for k := range idx {
+		keys = append(keys, k)
+	}
+	sort.Ints(keys)
+	var off int64
+	for i, k := range keys {
+		if k != i {
+			return fmt.Errorf("bundle %s: part %s is missing (found %s after it) and there is no %s to rebuild it from", s.Base, filepath.Base(DataName(s.Base, i)), filepath.Base(idx[k]), filepath.Base(SidecarName(s.Base)))
+		}
+		fi, err := os.Stat(idx[k])
+		if err != nil {
+			return fmt.Errorf("part %s: %w", idx[k], err)
+		}
+		s.Parts = append(s.Parts, PartStatus{Name: filepath.Base(idx[k]), path: idx[k], Size: fi.Size(), Offset: off, State: StateUnchecked})
+		off += fi.Size()
+	}
+	if len(s.Parts) == 0 {
+		return fmt.Errorf("bundle %s: no part found", s.Base)
+	}
+	return nil
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// check hashes every part that has a sum, two at a time.
+func (s *Status) check(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(2)
+	for i := range s.Parts {
+		p := &s.Parts[i]
+		g.Go(func() error {
+			p.State, p.Problem = checkPart(ctx, p.path, p.Size, p.want, s.Layout != nil)
+			return ctx.Err()
+		})
+	}
+	return g.Wait()
+}
+
+// checkPart returns a part's state and, when bad, why.
+func checkPart(ctx context.Context, path string, size int64, want string, sizeKnown bool) (string, string) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return StateMissing, "not found"
+	}
+	if err != nil {
+		return StateMissing, err.Error()
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return StateMissing, err.Error()
+	}
+	if sizeKnown && fi.Size() != size {
+		return StateDamaged, fmt.Sprintf("%d bytes, want %d", fi.Size(), size)
+	}
+	if want == "" {
+		return StateUnchecked, ""
+	}
+	got, err := hashReader(ctx, f)
+	if err != nil {
+		return StateDamaged, "unreadable: " + err.Error()
+	}
+	if got != want {
+		return StateDamaged, fmt.Sprintf("sha256 %s, want %s", got[:12], want[:12])
+	}
+	return StateOK, ""
+}
+
+func hashFile(f *os.File) (string, error) {
+	return hashReader(context.Background(), io.NewSectionReader(f, 0, 1<<62))
+}
+
+func hashReader(ctx context.Context, r io.Reader) (string, error) {
+	h := sha256.New()
+	buf := make([]byte, chunkSize)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		n, err := r.Read(buf)
+		h.Write(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return hex.EncodeToString(h.Sum(nil)), nil
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+}

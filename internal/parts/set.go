@@ -1,0 +1,162 @@
+package parts
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+)
+
+// Set is the archive carried in parts, read as one: an io.ReaderAt over
+// the data parts, with any lost or damaged part rebuilt from parity into a
+// temporary file first.
+type Set struct {
+	Status *Status
+	size   int64
+	files  []io.ReaderAt
+	starts []int64 // offset of each data part in the archive
+	close  []func() error
+}
+
+// OpenOptions for Open.
+type OpenOptions struct {
+	TempDir string // where rebuilt parts are kept while read; "" means the system's
+}
+
+// Open checks the parts of the bundle named by path and opens them as one
+// archive, rebuilding what parity can rebuild. More parts lost than parity
+// covers is a *TooDamagedError naming them.
+func Open(ctx context.Context, path string, opts OpenOptions) (*Set, error) {
+	st, err := Inspect(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	s := &Set{Status: st}
+	if err := s.open(ctx, opts); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Set) open(ctx context.Context, opts OpenOptions) error {
+	st := s.Status
+	bad := st.Bad()
+	badData := false
+	for _, p := range bad {
+		badData = badData || !p.Parity
+	}
+	if badData {
+		if st.Layout == nil || len(bad) > st.Layout.Parity {
+			parity := 0
+			if st.Layout != nil {
+				parity = st.Layout.Parity
+			}
+			return &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity}
+		}
+	}
+	src := make([]io.ReaderAt, len(st.Parts))
+	for i, p := range st.Parts {
+		if p.bad() {
+			continue
+		}
+		f, err := os.Open(p.path)
+		if err != nil {
+			return fmt.Errorf("opening part %s: %w", p.path, err)
+		}
+		s.close = append(s.close, f.Close)
+		src[i] = f
+	}
+	if badData {
+		if err := s.rebuildTemp(ctx, src, opts); err != nil {
+			return err
+		}
+	}
+	var off int64
+	for i, p := range st.Parts {
+		if p.Parity {
+			break
+		}
+		s.files = append(s.files, src[i])
+		s.starts = append(s.starts, off)
+		off += p.Size
+	}
+	s.size = off
+	return nil
+}
+
+// rebuildTemp rebuilds the bad data parts into temporary files, checks
+// them against the sidecar and reads them from there.
+func (s *Set) rebuildTemp(ctx context.Context, src []io.ReaderAt, opts OpenOptions) error {
+	st := s.Status
+	dst := make([]io.WriterAt, len(st.Parts))
+	tmp := map[int]*os.File{}
+	for i, p := range st.Parts {
+		if !p.bad() || p.Parity {
+			continue
+		}
+		f, err := os.CreateTemp(opts.TempDir, "bundle-part-*")
+		if err != nil {
+			return fmt.Errorf("rebuilding part %s: %w (set TMPDIR to a disk with room)", p.Name, err)
+		}
+		name := f.Name()
+		s.close = append(s.close, func() error { f.Close(); return os.Remove(name) })
+		tmp[i], dst[i] = f, f
+	}
+	if err := rebuild(ctx, st.Layout, st.Parts, src, dst); err != nil {
+		return err
+	}
+	for i, f := range tmp {
+		p := &st.Parts[i]
+		if got, err := hashFile(f); err != nil || got != p.want {
+			return fmt.Errorf("part %s rebuilt from parity does not match its sha256 (%v): the parity parts are damaged too; copy the parts again", p.Name, err)
+		}
+		src[i] = f
+		p.State, p.Problem = StateRebuilt, p.State+": "+p.Problem
+	}
+	return nil
+}
+
+// Size is the archive's size.
+func (s *Set) Size() int64 { return s.size }
+
+// ReadAt reads the archive across parts.
+func (s *Set) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("parts: negative offset %d", off)
+	}
+	n := 0
+	for len(p) > 0 {
+		if off >= s.size {
+			return n, io.EOF
+		}
+		i := sort.Search(len(s.starts), func(i int) bool { return s.starts[i] > off }) - 1
+		part := s.Status.Parts[i]
+		within := off - s.starts[i]
+		want := int(min(int64(len(p)), part.Size-within))
+		m, err := s.files[i].ReadAt(p[:want], within)
+		n += m
+		off += int64(m)
+		p = p[m:]
+		if m < want {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, fmt.Errorf("reading part %s at %d: %w", part.Name, within+int64(m), err)
+		}
+	}
+	return n, nil
+}
+
+// Close releases the parts and removes rebuilt temporary files.
+func (s *Set) Close() error {
+	var first error
+	for i := len(s.close) - 1; i >= 0; i-- {
+		if err := s.close[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.close = nil
+	return first
+}
