@@ -14,6 +14,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -29,6 +30,9 @@ const (
 	SidecarOK       = "ok"
 	SidecarMissing  = "missing"
 	SidecarMismatch = "mismatch"
+	// SidecarRebuilt: parts were missing or damaged and parity rebuilt
+	// them; the bundle reads whole.
+	SidecarRebuilt = "rebuilt"
 )
 
 // Problem is one finding of Check.
@@ -45,7 +49,11 @@ type Problem struct {
 type Report struct {
 	File        string `json:"file"`
 	Compression string `json:"compression"`
-	Sidecar     string `json:"sidecar"` // "ok", "missing", "mismatch"
+	Sidecar     string `json:"sidecar"` // "ok", "missing", "mismatch", "rebuilt"
+	// Signature is SignatureVerified, SignatureUnchecked or SignatureNone.
+	Signature string `json:"signature"`
+	// Parts is what was found of a bundle carried in parts.
+	Parts *parts.Status `json:"parts,omitempty"`
 	// WrittenByBundle says the archive records the digest of its
 	// index.json, which Check compared.
 	WrittenByBundle bool      `json:"writtenByBundle"`
@@ -109,7 +117,14 @@ const copyBufSize = 1 << 20
 // there is one. The error return is for a bundle that cannot be opened at
 // all (no such file); damage is reported in the Report.
 func Check(ctx context.Context, path string, opts Options) (*Report, error) {
-	rep := &Report{File: path, Sidecar: SidecarMissing}
+	signature, err := checkSignature(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := parts.Locate(path); ok {
+		return checkParts(ctx, path, signature, opts)
+	}
+	rep := &Report{File: path, Sidecar: SidecarMissing, Signature: signature}
 	if path == "-" && opts.Stdin == nil {
 		return nil, errors.New("verify: the file is \"-\" but there is no standard input")
 	}
