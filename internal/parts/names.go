@@ -31,13 +31,19 @@ func Locate(path string) (base string, ok bool) {
 	if path == "" || path == "-" {
 		return "", false
 	}
-	candidates := []string{path}
+	var candidates []string
 	if b, found := cutIndex(path); found {
-		candidates = append([]string{b}, candidates...)
+		candidates = append(candidates, b)
 	}
 	if b, found := strings.CutSuffix(path, SidecarSuffix); found {
-		candidates = append([]string{b}, candidates...)
+		candidates = append(candidates, b)
 	}
+	if _, err := os.Stat(path); len(candidates) == 0 && err == nil {
+		// The whole archive (or a layout directory) is here: read it, not
+		// any parts beside it.
+		return "", false
+	}
+	candidates = append(candidates, path)
 	for _, b := range candidates {
 		if isSet(b) {
 			return b, true
