@@ -125,6 +125,7 @@ func newApp(s streams, parseOnly bool) *cli.App {
 		verifyCommand(s, parseOnly),
 		inspectCommand(s, parseOnly),
 		serveCommand(s, parseOnly),
+		repairCommand(s, parseOnly),
 	}
 	for _, c := range commands {
 		c.OnUsageError = onUsage
