@@ -51,7 +51,7 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.plan(plan, index); err != nil {
+	if err := m.plan(plan); err != nil {
 		return nil, err
 	}
 	st, res, err := transfer(ctx, src, plan, index, comp, m, opts)

@@ -2,8 +2,6 @@ package pack
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -16,10 +14,9 @@ import (
 // media is how the archive goes to disk: one file or parts with parity,
 // and a signature over its checksum file.
 type media struct {
-	split    int64
-	parity   int
-	maxParts int
-	signer   signature.Signer
+	split  int64
+	parity int
+	signer signature.Signer
 }
 
 // newMedia checks the options and loads the signing key before anything
@@ -45,25 +42,15 @@ func newMedia(opts Options) (*media, error) {
 	return m, nil
 }
 
-// plan sizes the parity code for the archive the plan will make: a code
-// over just the parts needed (and a margin) rebuilds faster than one over
-// the most a code allows.
-func (m *media) plan(p *Plan, index []byte) error {
+// plan refuses, before anything is fetched, a bundle that needs more
+// parts than parity can cover.
+func (m *media) plan(p *Plan) error {
 	if m.split == 0 || m.parity == 0 {
 		return nil
 	}
-	// A tar adds at most 1 KiB per entry; compression of incompressible
-	// data adds well under 1%.
-	est := p.Size() + int64(len(p.Nodes)+3)*1024 + int64(len(index))
-	est += est/100 + 1<<20
-	need := int((est+m.split-1)/m.split) + 1
-	if limit := parts.MaxShards - m.parity; need > limit {
-		if (p.Size()+m.split-1)/m.split > int64(limit) {
-			return fmt.Errorf("the bundle holds %d bytes: more than the %d parts of %d bytes that %d parity parts can cover; use a larger --split-size", p.Size(), limit, m.split, m.parity)
-		}
-		need = limit
+	if limit := int64(parts.MaxShards - m.parity); (p.Size()+m.split-1)/m.split > limit {
+		return fmt.Errorf("the bundle holds %d bytes: more than the %d parts of %d bytes that %d parity parts can cover; use a larger --split-size", p.Size(), limit, m.split, m.parity)
 	}
-	m.maxParts = need
 	return nil
 }
 
@@ -71,12 +58,13 @@ func (m *media) plan(p *Plan, index []byte) error {
 // left under its final name.
 func (m *media) writeParts(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc) (archiveResult, error) {
 	var res archiveResult
-	w, err := parts.Create(out, parts.Options{PartSize: m.split, Parity: m.parity, MaxParts: m.maxParts})
+	w, err := parts.Create(out, parts.Options{PartSize: m.split, Parity: m.parity})
 	if err != nil {
 		return res, err
 	}
-	h := sha256.New()
-	sink := newAsyncSink(w, h)
+	// Each part is hashed as it is written; a hash of the whole would be
+	// one more pass over every byte for a sum nobody checks.
+	sink := newAsyncSink(w, nil)
 	err = writeLayout(ctx, sink, comp, index, blobs, open)
 	if cerr := sink.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing the parts of %s: %w: check the space left on its disk", out, cerr)
@@ -89,7 +77,7 @@ func (m *media) writeParts(ctx context.Context, out string, comp layout.Compress
 	if err != nil {
 		return res, err
 	}
-	res = archiveResult{sha256: hex.EncodeToString(h.Sum(nil)), size: sink.n}
+	res = archiveResult{size: sink.n}
 	for _, s := range sc.Sums {
 		res.parts = append(res.parts, s.Name)
 	}

@@ -24,7 +24,7 @@ func sixParts(t *testing.T, f *fixture, parity int) string {
 	t.Helper()
 	data := f.bytes(writeOpts{comp: layout.Zstd})
 	base := filepath.Join(t.TempDir(), "b.tar.zst")
-	w, err := parts.Create(base, parts.Options{PartSize: int64(len(data)+5) / 6, Parity: parity, MaxParts: 8})
+	w, err := parts.Create(base, parts.Options{PartSize: int64(len(data)+5) / 6, Parity: parity})
 	if err != nil {
 		t.Fatal(err)
 	}

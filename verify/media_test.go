@@ -21,7 +21,7 @@ import (
 func splitFile(t testing.TB, dir, name string, data []byte, partSize int64, parity int) string {
 	t.Helper()
 	base := filepath.Join(dir, name)
-	w, err := parts.Create(base, parts.Options{PartSize: partSize, Parity: parity, MaxParts: 64})
+	w, err := parts.Create(base, parts.Options{PartSize: partSize, Parity: parity})
 	if err != nil {
 		t.Fatal(err)
 	}

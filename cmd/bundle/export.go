@@ -95,8 +95,8 @@ func exportSummary(w io.Writer, r *pack.Report) {
 		progress.Bytes(r.BytesDeduped), progress.Bytes(r.ArchiveSize), r.Duration.Round(time.Millisecond))
 	switch {
 	case len(r.Parts) > 0:
-		fmt.Fprintf(w, "written as %d part(s): %s … %s; sha256 of each in %s.sha256 (the parts concatenate to sha256 %s)\n",
-			len(r.Parts), r.Parts[0], r.Parts[len(r.Parts)-1], r.Output, r.SHA256)
+		fmt.Fprintf(w, "written as %d part(s), %s to %s; the sha256 of each in %s.sha256\n",
+			len(r.Parts), r.Parts[0], r.Parts[len(r.Parts)-1], r.Output)
 	case r.SHA256 != "":
 		fmt.Fprintf(w, "sha256 %s (written to %s.sha256)\n", r.SHA256, r.Output)
 	}

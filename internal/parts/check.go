@@ -243,7 +243,7 @@ func hashFile(f *os.File) (string, error) {
 
 func hashReader(ctx context.Context, r io.Reader) (string, error) {
 	h := sha256.New()
-	buf := make([]byte, chunkSize)
+	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", err

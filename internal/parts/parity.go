@@ -1,22 +1,31 @@
 package parts
 
 import (
-	"errors"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 
 	"github.com/klauspost/reedsolomon"
 )
 
-// MaxShards is how many shards, data and parity, one Reed-Solomon code
-// over GF(2^8) covers; the library's larger codes cannot add one shard at a
-// time, which a stream needs.
+// MaxShards is how many parts, data and parity, one Reed-Solomon code
+// over GF(2^8) covers.
 const MaxShards = 256
 
-// chunkSize is how much of a part parity works on at once: memory stays at
-// a few chunks whatever the part size.
-const chunkSize = 1 << 20
+// chunkBudget bounds the memory parity work takes: a chunk of every part
+// at once.
+const chunkBudget = 64 << 20
+
+// chunkFor is the chunk size for a code over n parts: at most 1 MiB, less
+// when many parts share the budget, a multiple of 64 bytes.
+func chunkFor(n int) int {
+	c := chunkBudget / max(n, 1)
+	return max(64<<10, min(1<<20, c&^63))
+}
 
 func newCode(shards, parity int) (reedsolomon.Encoder, error) {
 	enc, err := reedsolomon.New(shards, parity)
@@ -26,83 +35,50 @@ func newCode(shards, parity int) (reedsolomon.Encoder, error) {
 	return enc, nil
 }
 
-// parityChunk is data part idx's bytes at off, for the accumulator.
-type parityChunk struct {
-	idx  int
-	off  int64
-	data []byte
-}
-
-// accumulator adds each data part into the parity files as the stream
-// goes: parity is linear, so part i's contribution is added on its own,
-// read-modify-write on the parity file (usually still in the page cache).
-// It runs on its own goroutine so that the export does not wait for it.
-type accumulator struct {
-	enc   reedsolomon.Encoder
-	files []*os.File
-	in    chan parityChunk
-	free  chan []byte
-	done  chan error
-}
-
-func newAccumulator(enc reedsolomon.Encoder, files []*os.File) *accumulator {
-	a := &accumulator{enc: enc, files: files, in: make(chan parityChunk, 2), free: make(chan []byte, 4), done: make(chan error, 1)}
-	for range 4 {
-		a.free <- make([]byte, chunkSize)
+// writeParity computes the parity parts of the data parts just written:
+// one pass over them, a chunk of each at a time (they are usually still in
+// the page cache), each parity part hashed as it is written.
+func writeParity(l *Layout, data []*os.File, parity []*os.File) ([]string, error) {
+	st := make([]PartStatus, 0, len(data)+len(parity))
+	src := make([]io.ReaderAt, 0, len(data)+len(parity))
+	dst := make([]io.WriterAt, len(data)+len(parity))
+	for i, f := range data {
+		st = append(st, PartStatus{Name: f.Name(), Size: l.DataSize(i)})
+		src = append(src, f)
 	}
-	go func() { a.done <- a.run() }()
-	return a
-}
-
-// buffer returns an empty chunk buffer to fill.
-func (a *accumulator) buffer() []byte { return (<-a.free)[:0] }
-
-// add hands a filled chunk over; the accumulator gives the buffer back.
-func (a *accumulator) add(c parityChunk) { a.in <- c }
-
-// finish waits for every chunk to be added.
-func (a *accumulator) finish() error {
-	close(a.in)
-	return <-a.done
-}
-
-func (a *accumulator) run() error {
-	par := make([][]byte, len(a.files))
-	for j := range par {
-		par[j] = make([]byte, chunkSize)
+	hashers := make([]*hashingWriter, len(parity))
+	for j, f := range parity {
+		st = append(st, PartStatus{Name: f.Name(), Parity: true, Size: l.ShardSize()})
+		src = append(src, nil)
+		hashers[j] = &hashingWriter{f: f, h: sha256.New()}
+		dst[len(data)+j] = hashers[j]
 	}
-	var first error
-	for c := range a.in {
-		if first == nil {
-			first = a.addChunk(c, par)
+	if err := rebuild(context.Background(), l, st, src, dst); err != nil {
+		return nil, err
+	}
+	sums := make([]string, len(parity))
+	for j, h := range hashers {
+		if h.off != l.ShardSize() {
+			return nil, fmt.Errorf("parity part %s: wrote %d bytes, want %d", h.f.Name(), h.off, l.ShardSize())
 		}
-		a.free <- c.data
+		sums[j] = hex.EncodeToString(h.h.Sum(nil))
 	}
-	return first
+	return sums, nil
 }
 
-func (a *accumulator) addChunk(c parityChunk, par [][]byte) error {
-	n := len(c.data)
-	view := make([][]byte, len(par))
-	for j, f := range a.files {
-		view[j] = par[j][:n]
-		if c.idx == 0 {
-			clear(view[j])
-			continue
-		}
-		// Part 0 is the longest, so every parity file already covers the
-		// range of any later part.
-		if _, err := f.ReadAt(view[j], c.off); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("reading parity part %s: %w", f.Name(), err)
-		}
+// hashingWriter hashes a part written front to back.
+type hashingWriter struct {
+	f   *os.File
+	h   hash.Hash
+	off int64
+}
+
+func (w *hashingWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off != w.off {
+		return 0, fmt.Errorf("parity part %s written out of order at %d, expected %d", w.f.Name(), off, w.off)
 	}
-	if err := a.enc.EncodeIdx(c.data, c.idx, view); err != nil {
-		return fmt.Errorf("parity of data part %d at %d: %w", c.idx, c.off, err)
-	}
-	for j, f := range a.files {
-		if _, err := f.WriteAt(view[j], c.off); err != nil {
-			return fmt.Errorf("writing parity part %s: %w", f.Name(), err)
-		}
-	}
-	return nil
+	n, err := w.f.WriteAt(p, off)
+	w.h.Write(p[:n])
+	w.off += int64(n)
+	return n, err
 }

@@ -74,7 +74,7 @@ func TestWriterCutsAStreamIntoPartsThatConcatenateToIt(t *testing.T) {
 			dir := t.TempDir()
 			base := filepath.Join(dir, "b.tar")
 			data := testData(tt.size)
-			sc := writeSet(t, base, data, Options{PartSize: tt.partSize, Parity: tt.parity, MaxParts: 8})
+			sc := writeSet(t, base, data, Options{PartSize: tt.partSize, Parity: tt.parity})
 			if sc.Layout.Data != tt.parts || len(sc.Sums) != tt.parts+tt.parity {
 				t.Fatalf("%d data parts, %d sums; want %d and %d", sc.Layout.Data, len(sc.Sums), tt.parts, tt.parts+tt.parity)
 			}
@@ -206,8 +206,7 @@ func TestParityRebuildsAnyNDamagedParts(t *testing.T) {
 		src := t.TempDir()
 		base := filepath.Join(src, "b.tar.zst")
 		data := testData(6*40_000 - 1234) // six parts, the last one short
-		// MaxParts above 6: the code also counts parts never written.
-		sc := writeSet(t, base, data, Options{PartSize: 40_000, Parity: parity, MaxParts: 10})
+		sc := writeSet(t, base, data, Options{PartSize: 40_000, Parity: parity})
 		if sc.Layout.Data != 6 {
 			t.Fatalf("%d data parts, want 6", sc.Layout.Data)
 		}

@@ -34,18 +34,21 @@ func rebuild(ctx context.Context, l *Layout, parts []PartStatus, src []io.Reader
 	for i := l.Data; i < len(dst); i++ {
 		wantParity = wantParity || dst[i] != nil
 	}
-	zero := make([]byte, chunkSize)
+	shardLen := l.ShardSize()
+	// Small parts need no more than their size.
+	chunk := int(min(int64(chunkFor(len(parts))), (shardLen+63)&^63))
+	chunk = max(chunk, 64)
+	zero := make([]byte, chunk)
 	bufs := make([][]byte, len(parts))
 	for i := range bufs {
-		bufs[i] = make([]byte, chunkSize)
+		bufs[i] = make([]byte, chunk)
 	}
 	shards := make([][]byte, total)
-	shardLen := l.ShardSize()
-	for off := int64(0); off < shardLen; off += chunkSize {
+	for off := int64(0); off < shardLen; off += int64(chunk) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := int(min(chunkSize, shardLen-off))
+		n := int(min(int64(chunk), shardLen-off))
 		for k, i := range shard {
 			switch {
 			case i < 0:

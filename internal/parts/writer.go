@@ -14,32 +14,30 @@ import (
 type Options struct {
 	PartSize int64 // bytes per data part; must be > 0
 	Parity   int   // parity parts; 0 for none
-	// MaxParts is the most data parts the parity code covers; 0 means as
-	// many as a code allows (256 - Parity). A smaller number that still
-	// covers the archive makes rebuilding faster.
-	MaxParts int
 }
 
 // Writer cuts what is written to it into base.000, base.001, … as the
-// bytes come, each hashed on the way and added into the parity parts. Every
-// file is written under a .partial name; Commit renames them all and writes
-// base.sha256 last, Abort removes them.
+// bytes come, each hashed on the way. Every file is written under a
+// .partial name; Commit computes the parity parts from the data parts just
+// written, renames them all and writes base.sha256 last; Abort removes
+// them.
+//
+// Parity is computed after the stream and not beside it: a part's share
+// of the parity can only be added to parity parts as large as a part,
+// which means reading and rewriting them for every part (measured: the
+// parity files' read-modify-write made an export half again as slow),
+// where one pass over the parts at the end reads each byte once, mostly
+// from the page cache.
 type Writer struct {
-	base   string
-	opts   Options
-	shards int
+	base string
+	opts Options
 
 	cur     *os.File
 	curHash hash.Hash
 	curN    int64
 	total   int64
 	sums    []Sum
-	created []string // partial names, to rename or remove
-
-	acc     *accumulator
-	parity  []*os.File
-	pending []byte // the chunk of the current part not yet given to parity
-	pendOff int64
+	created []string // final names, written as name.partial until Commit
 	err     error
 }
 
@@ -51,28 +49,7 @@ func Create(base string, opts Options) (*Writer, error) {
 	if opts.Parity < 0 || opts.Parity >= MaxShards {
 		return nil, fmt.Errorf("%d parity parts: want 0 to %d", opts.Parity, MaxShards-1)
 	}
-	w := &Writer{base: base, opts: opts}
-	if opts.Parity == 0 {
-		return w, nil
-	}
-	w.shards = MaxShards - opts.Parity
-	if opts.MaxParts > 0 && opts.MaxParts < w.shards {
-		w.shards = opts.MaxParts
-	}
-	enc, err := newCode(w.shards, opts.Parity)
-	if err != nil {
-		return nil, err
-	}
-	for j := range opts.Parity {
-		f, err := w.create(ParityName(base, j))
-		if err != nil {
-			w.Abort()
-			return nil, err
-		}
-		w.parity = append(w.parity, f)
-	}
-	w.acc = newAccumulator(enc, w.parity)
-	return w, nil
+	return &Writer{base: base, opts: opts}, nil
 }
 
 func (w *Writer) create(name string) (*os.File, error) {
@@ -103,7 +80,6 @@ func (w *Writer) Write(p []byte) (int, error) {
 			return written, w.err
 		}
 		w.curHash.Write(p[:n])
-		w.feedParity(p[:n])
 		w.curN += int64(n)
 		w.total += int64(n)
 		written += n
@@ -118,54 +94,20 @@ func (w *Writer) Write(p []byte) (int, error) {
 }
 
 func (w *Writer) nextPart() error {
-	if w.acc != nil && len(w.sums) >= w.shards {
-		return fmt.Errorf("the archive needs more than %d parts, the most %d parity parts can cover: use a larger --split-size", w.shards, w.opts.Parity)
+	if limit := MaxShards - w.opts.Parity; w.opts.Parity > 0 && len(w.sums) >= limit {
+		return fmt.Errorf("the archive needs more than %d parts, the most %d parity parts can cover: use a larger --split-size", limit, w.opts.Parity)
 	}
 	f, err := w.create(DataName(w.base, len(w.sums)))
 	if err != nil {
 		return err
 	}
 	w.cur, w.curHash, w.curN = f, sha256.New(), 0
-	if w.acc != nil {
-		w.pending, w.pendOff = w.acc.buffer(), 0
-	}
 	return nil
-}
-
-// feedParity gathers the current part's bytes into chunks for parity.
-func (w *Writer) feedParity(p []byte) {
-	if w.acc == nil {
-		return
-	}
-	for len(p) > 0 {
-		n := min(len(p), chunkSize-len(w.pending))
-		w.pending = append(w.pending, p[:n]...)
-		p = p[n:]
-		if len(w.pending) == chunkSize {
-			w.flushParity(true)
-		}
-	}
-}
-
-func (w *Writer) flushParity(more bool) {
-	if len(w.pending) > 0 {
-		w.acc.add(parityChunk{idx: len(w.sums), off: w.pendOff, data: w.pending})
-		w.pendOff += int64(len(w.pending))
-	} else if w.pending != nil {
-		w.acc.free <- w.pending
-	}
-	w.pending = nil
-	if more {
-		w.pending = w.acc.buffer()
-	}
 }
 
 func (w *Writer) endPart() error {
 	f := w.cur
 	w.cur = nil
-	if w.acc != nil {
-		w.flushParity(false)
-	}
 	w.sums = append(w.sums, Sum{Name: filepath.Base(DataName(w.base, len(w.sums))), SHA256: hex.EncodeToString(w.curHash.Sum(nil))})
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -177,8 +119,9 @@ func (w *Writer) endPart() error {
 	return nil
 }
 
-// Commit ends the last part, finishes parity, renames every part to its
-// final name and writes base.sha256. It returns the sidecar written.
+// Commit ends the last part, writes the parity parts, renames every part
+// to its final name and writes base.sha256. It returns the sidecar
+// written. On failure nothing is left under a final name.
 func (w *Writer) Commit() (*Sidecar, error) {
 	sc, err := w.commit()
 	if err != nil {
@@ -203,28 +146,17 @@ func (w *Writer) commit() (*Sidecar, error) {
 			return nil, err
 		}
 	}
-	l := &Layout{Size: w.total, PartSize: w.opts.PartSize, Data: len(w.sums), Parity: w.opts.Parity, Shards: w.shards}
+	l := &Layout{Size: w.total, PartSize: w.opts.PartSize, Data: len(w.sums), Parity: w.opts.Parity}
 	sc := &Sidecar{Layout: l, Sums: append([]Sum(nil), w.sums...)}
-	if w.acc != nil {
-		err := w.acc.finish()
-		w.acc = nil
+	if l.Parity > 0 {
+		l.Shards = l.Data
+		sums, err := w.parity(l)
 		if err != nil {
 			return nil, err
 		}
-		for _, f := range w.parity {
-			sum, err := hashFile(f)
-			if err == nil {
-				err = f.Sync()
-			}
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return nil, fmt.Errorf("finishing parity part %s: %w", f.Name(), err)
-			}
-			sc.Sums = append(sc.Sums, Sum{Name: filepath.Base(trimPartial(f.Name())), SHA256: sum})
+		for j, s := range sums {
+			sc.Sums = append(sc.Sums, Sum{Name: filepath.Base(ParityName(w.base, j)), SHA256: s})
 		}
-		w.parity = nil
 	}
 	for _, name := range w.created {
 		if err := os.Rename(name+partialSuffix, name); err != nil {
@@ -238,20 +170,46 @@ func (w *Writer) commit() (*Sidecar, error) {
 	return sc, nil
 }
 
+// parity writes the parity parts and returns their sums.
+func (w *Writer) parity(l *Layout) ([]string, error) {
+	var data, parity []*os.File
+	defer func() {
+		for _, f := range append(data, parity...) {
+			f.Close()
+		}
+	}()
+	for i := range l.Data {
+		f, err := os.Open(DataName(w.base, i) + partialSuffix)
+		if err != nil {
+			return nil, fmt.Errorf("reading part %s back for parity: %w", DataName(w.base, i), err)
+		}
+		data = append(data, f)
+	}
+	for j := range l.Parity {
+		f, err := w.create(ParityName(w.base, j))
+		if err != nil {
+			return nil, err
+		}
+		parity = append(parity, f)
+	}
+	sums, err := writeParity(l, data, parity)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range parity {
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("syncing parity part %s: %w", f.Name(), err)
+		}
+	}
+	return sums, nil
+}
+
 // Abort removes every file written, under either name.
 func (w *Writer) Abort() {
 	if w.cur != nil {
 		w.cur.Close()
 		w.cur = nil
 	}
-	if w.acc != nil {
-		_ = w.acc.finish()
-		w.acc = nil
-	}
-	for _, f := range w.parity {
-		f.Close()
-	}
-	w.parity = nil
 	for _, name := range w.created {
 		os.Remove(name + partialSuffix)
 		os.Remove(name)
@@ -261,8 +219,6 @@ func (w *Writer) Abort() {
 		w.err = errors.New("parts writer aborted")
 	}
 }
-
-func trimPartial(name string) string { return name[:len(name)-len(partialSuffix)] }
 
 // WriteFileAtomic writes data to name through name.partial and a rename.
 func WriteFileAtomic(name string, data []byte) error {
