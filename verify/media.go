@@ -8,9 +8,13 @@ import (
 	"os"
 	"strings"
 
+	digest "github.com/opencontainers/go-digest"
+
+	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/internal/safetext"
 	"github.com/bundle-dev/bundle/internal/sign"
+	"github.com/bundle-dev/bundle/layout"
 )
 
 // Signature states in a Report or an Inventory.
@@ -29,6 +33,10 @@ func openParts(ctx context.Context, path string, opts Options) (b *Bundle, ok bo
 		return nil, false, nil
 	}
 	set, err := parts.Open(ctx, path, parts.OpenOptions{TempDir: opts.TempDir})
+	var tooMany *parts.TooDamagedError
+	if errors.As(err, &tooMany) {
+		tooMany.Needed = imagesInLostParts(ctx, tooMany.Status, opts)
+	}
 	if err != nil {
 		return nil, true, fmt.Errorf("open bundle: %w", err)
 	}
@@ -41,6 +49,65 @@ func openParts(ctx context.Context, path string, opts Options) (b *Bundle, ok bo
 	}
 	b.Parts = set.Status
 	return b, true, nil
+}
+
+// imagesInLostParts names the images whose blobs lie, even in part, in
+// the parts lost past parity: what the site must copy again to get them.
+// It is nil when the rest cannot be listed (the lost parts hold the
+// archive's metadata, or it is a stream).
+func imagesInLostParts(ctx context.Context, st *parts.Status, opts Options) []string {
+	set, err := parts.OpenLost(st)
+	if err != nil {
+		return nil
+	}
+	b, err := openReaderAt(ctx, st.Base, set, set.Size(), set.Close, Options{TempDir: opts.TempDir, Limits: opts.Limits})
+	if err != nil {
+		return nil
+	}
+	defer b.Close()
+	if b.random == nil {
+		return nil
+	}
+	lost := map[digest.Digest]bool{}
+	buf := make([]byte, copyBufSize)
+	for d := range b.Present {
+		rc, err := b.random.Open(layout.BlobPath(d))
+		if err == nil {
+			_, err = io.CopyBuffer(io.Discard, rc, buf)
+			rc.Close()
+		}
+		if errors.Is(err, parts.ErrLost) {
+			lost[d] = true
+		}
+	}
+	var names []string
+	for _, r := range b.Graph.Roots {
+		if r.Name != "" && reachesAny(b.Graph, r.Desc.Digest, lost, map[digest.Digest]bool{}) {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}
+
+// reachesAny says whether d or anything below it is in set.
+func reachesAny(g *graph.Graph, d digest.Digest, set, seen map[digest.Digest]bool) bool {
+	if set[d] {
+		return true
+	}
+	if seen[d] {
+		return false
+	}
+	seen[d] = true
+	n := g.Node(d)
+	if n == nil {
+		return false
+	}
+	for _, c := range n.Children() {
+		if reachesAny(g, c.Digest, set, seen) {
+			return true
+		}
+	}
+	return false
 }
 
 // sidecarOf is the checksum file that covers the bundle at path, "" for
@@ -96,7 +163,7 @@ func Authenticate(ctx context.Context, path string, opts Options) error {
 			return fmt.Errorf("%s does not list the parts of the bundle: it is not the checksum file bundle signs", parts.SidecarName(st.Base))
 		}
 		if bad := st.Bad(); len(bad) > st.Layout.Parity {
-			return &parts.TooDamagedError{Base: st.Base, Bad: bad, Parity: st.Layout.Parity}
+			return &parts.TooDamagedError{Base: st.Base, Bad: bad, Parity: st.Layout.Parity, Status: st}
 		}
 		return nil
 	}
@@ -128,6 +195,10 @@ func checkParts(ctx context.Context, path, signature string, opts Options) (*Rep
 		rep.Sidecar = SidecarMismatch
 		for _, p := range tooMany.Bad {
 			rep.add(Problem{Severity: SeverityError, Code: "damaged-part", Entry: p.Name, Offset: p.Offset, Message: partMessage(p)})
+		}
+		for _, name := range tooMany.Needed {
+			rep.add(Problem{Severity: SeverityError, Code: "lost-image", Entry: name,
+				Message: fmt.Sprintf("image %s has blobs in the parts lost: copy them again to import it", name)})
 		}
 		rep.add(Problem{Severity: SeverityError, Code: "unreadable", Message: err.Error()})
 	case err != nil:

@@ -286,3 +286,33 @@ func swapSignature(t *testing.T, base string) {
 		t.Fatal(err)
 	}
 }
+
+func TestPartsLostPastParityAreNamedWithTheImagesTheyHold(t *testing.T) {
+	f := newFixture(t)
+	small := f.image(41, 500)
+	large := f.image(42, 30_000) // last in the archive: its layer spans several parts
+	f.tag(small, "src.example:5000/team/small:1")
+	f.tag(large, "src.example:5000/team/large:1")
+	data := f.archive(layout.None, false)
+	const partSize = 4000
+	base := splitFile(t, t.TempDir(), "b.tar", data, partSize, 0)
+	// A part in the middle of the large layer.
+	lost := parts.DataName(base, (len(data)-15_000)/partSize)
+	if err := os.Remove(lost); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Check(context.Background(), base+".sha256", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK {
+		t.Fatal("a bundle with a part lost verifies")
+	}
+	named := problemsWith(rep, SeverityError, "team/large:1")
+	if len(named) == 0 || len(problemsWith(rep, SeverityError, "team/small:1")) != 0 {
+		t.Fatalf("the report does not name just the image in the lost part %s:\n%s", filepath.Base(lost), dumpProblems(rep))
+	}
+	if len(problemsWith(rep, SeverityError, filepath.Base(lost))) == 0 {
+		t.Fatalf("the report does not name the lost part:\n%s", dumpProblems(rep))
+	}
+}

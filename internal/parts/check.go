@@ -76,6 +76,11 @@ type TooDamagedError struct {
 	Base   string
 	Bad    []PartStatus
 	Parity int
+	// Status is every part as found, for OpenLost.
+	Status *Status
+	// Needed names the images whose blobs lie in the bad parts, when the
+	// rest of the archive could be listed to tell.
+	Needed []string
 }
 
 func (e *TooDamagedError) Error() string {
@@ -84,6 +89,9 @@ func (e *TooDamagedError) Error() string {
 		names = append(names, describe(p))
 	}
 	msg := fmt.Sprintf("bundle %s: %d part(s) missing or damaged: %s", e.Base, len(e.Bad), strings.Join(names, "; "))
+	if len(e.Needed) > 0 {
+		msg += fmt.Sprintf("; they hold blobs of %s", strings.Join(e.Needed, ", "))
+	}
 	if e.Parity == 0 {
 		return msg + ": it has no parity parts to rebuild them; copy those parts again from the source"
 	}

@@ -26,7 +26,7 @@ func Repair(ctx context.Context, path string) (*Status, error) {
 		if st.Layout != nil {
 			parity = st.Layout.Parity
 		}
-		return st, &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity}
+		return st, &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity, Status: st}
 	}
 	src := make([]io.ReaderAt, len(st.Parts))
 	dst := make([]io.WriterAt, len(st.Parts))

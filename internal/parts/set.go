@@ -2,6 +2,7 @@ package parts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,9 +54,34 @@ func (s *Set) open(ctx context.Context, opts OpenOptions) error {
 			if st.Layout != nil {
 				parity = st.Layout.Parity
 			}
-			return &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity}
+			return &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity, Status: st}
 		}
 	}
+	return s.openParts(ctx, opts, badData)
+}
+
+// OpenLost opens a set damaged past its parity as it is: reading a bad
+// part fails with ErrLost. It tells what the lost parts held.
+func OpenLost(st *Status) (*Set, error) {
+	s := &Set{Status: st}
+	if err := s.openParts(context.Background(), OpenOptions{}, false); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrLost is reading a part that is missing or damaged.
+var ErrLost = errors.New("the part is missing or damaged")
+
+type lostPart struct{ name string }
+
+func (l lostPart) ReadAt([]byte, int64) (int, error) {
+	return 0, fmt.Errorf("part %s: %w", l.name, ErrLost)
+}
+
+func (s *Set) openParts(ctx context.Context, opts OpenOptions, rebuildBad bool) error {
+	st := s.Status
 	src := make([]io.ReaderAt, len(st.Parts))
 	for i, p := range st.Parts {
 		if p.bad() {
@@ -68,7 +94,7 @@ func (s *Set) open(ctx context.Context, opts OpenOptions) error {
 		s.close = append(s.close, f.Close)
 		src[i] = f
 	}
-	if badData {
+	if rebuildBad {
 		if err := s.rebuildTemp(ctx, src, opts); err != nil {
 			return err
 		}
@@ -77,6 +103,9 @@ func (s *Set) open(ctx context.Context, opts OpenOptions) error {
 	for i, p := range st.Parts {
 		if p.Parity {
 			break
+		}
+		if src[i] == nil {
+			src[i] = lostPart{p.Name}
 		}
 		s.files = append(s.files, src[i])
 		s.starts = append(s.starts, off)
