@@ -162,10 +162,7 @@ func Authenticate(ctx context.Context, path string, opts Options) error {
 		if !st.Sidecar {
 			return fmt.Errorf("%s does not list the parts of the bundle: it is not the checksum file bundle signs", parts.SidecarName(st.Base))
 		}
-		if bad := st.Bad(); len(bad) > st.Layout.Parity {
-			return &parts.TooDamagedError{Base: st.Base, Bad: bad, Parity: st.Layout.Parity, Status: st}
-		}
-		return nil
+		return st.CheckParity()
 	}
 	want, err := readSidecar(path)
 	if err != nil || want == "" {

@@ -71,6 +71,23 @@ func (s *Status) Rebuilt() []string {
 	return out
 }
 
+// beyondParity is a *TooDamagedError when the bad parts are more than
+// parity rebuilds, nil otherwise.
+func (s *Status) beyondParity(bad []PartStatus) error {
+	parity := 0
+	if s.Layout != nil {
+		parity = s.Layout.Parity
+	}
+	if len(bad) <= parity {
+		return nil
+	}
+	return &TooDamagedError{Base: s.Base, Bad: bad, Parity: parity, Status: s}
+}
+
+// CheckParity is what Open would refuse: a *TooDamagedError when more
+// parts are missing or damaged than parity rebuilds.
+func (s *Status) CheckParity() error { return s.beyondParity(s.Bad()) }
+
 // TooDamagedError says more parts are lost than parity can rebuild.
 type TooDamagedError struct {
 	Base   string

@@ -21,12 +21,8 @@ func Repair(ctx context.Context, path string) (*Status, error) {
 	if len(bad) == 0 {
 		return st, nil
 	}
-	if st.Layout == nil || len(bad) > st.Layout.Parity {
-		parity := 0
-		if st.Layout != nil {
-			parity = st.Layout.Parity
-		}
-		return st, &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity, Status: st}
+	if err := st.beyondParity(bad); err != nil {
+		return st, err
 	}
 	src := make([]io.ReaderAt, len(st.Parts))
 	dst := make([]io.WriterAt, len(st.Parts))

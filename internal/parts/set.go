@@ -49,12 +49,8 @@ func (s *Set) open(ctx context.Context, opts OpenOptions) error {
 		badData = badData || !p.Parity
 	}
 	if badData {
-		if st.Layout == nil || len(bad) > st.Layout.Parity {
-			parity := 0
-			if st.Layout != nil {
-				parity = st.Layout.Parity
-			}
-			return &TooDamagedError{Base: st.Base, Bad: bad, Parity: parity, Status: st}
+		if err := st.beyondParity(bad); err != nil {
+			return err
 		}
 	}
 	return s.openParts(ctx, opts, badData)
