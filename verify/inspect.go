@@ -57,6 +57,7 @@ type Node struct {
 // directory is read only for its metadata; a stream is read once, front to
 // back, and every blob in it is checked against its digest on the way.
 func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error) {
+	opts.partSizesOnly = true
 	b, err := Open(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: run bundle verify on it", err)

@@ -32,7 +32,7 @@ func openParts(ctx context.Context, path string, opts Options) (b *Bundle, ok bo
 	if _, ok := parts.Locate(path); !ok {
 		return nil, false, nil
 	}
-	set, err := parts.Open(ctx, path, parts.OpenOptions{TempDir: opts.TempDir})
+	set, err := parts.Open(ctx, path, parts.OpenOptions{TempDir: opts.TempDir, SizesOnly: opts.partSizesOnly})
 	var tooMany *parts.TooDamagedError
 	if errors.As(err, &tooMany) {
 		tooMany.Needed = imagesInLostParts(ctx, tooMany.Status, opts)

@@ -316,3 +316,28 @@ func TestPartsLostPastParityAreNamedWithTheImagesTheyHold(t *testing.T) {
 		t.Fatalf("the report does not name the lost part:\n%s", dumpProblems(rep))
 	}
 }
+
+func TestInspectOfPartsReadsOnlyWhatItLists(t *testing.T) {
+	f := newFixture(t)
+	f.tag(f.image(43, 30_000), "src.example:5000/team/large:1")
+	data := f.archive(layout.None, false)
+	base := splitFile(t, t.TempDir(), "b.tar", data, 4000, 1)
+	// A byte flipped inside the layer: inspect does not hash the parts
+	// (that would read the whole bundle to list it), verify does and
+	// rebuilds the part from parity.
+	flipByte(t, parts.DataName(base, 4))
+	inv, err := Inspect(context.Background(), base+".000", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inv.Images) != 1 || inv.Parts == nil || inv.Parts.Parts[4].State != parts.StateUnchecked {
+		t.Fatalf("inspect: %d images, parts %+v", len(inv.Images), inv.Parts)
+	}
+	rep, err := Check(context.Background(), base+".000", Options{TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK || rep.Sidecar != SidecarRebuilt || rep.Parts.Parts[4].State != parts.StateRebuilt {
+		t.Fatalf("verify: ok %v, sidecar %s:\n%s", rep.OK, rep.Sidecar, dumpProblems(rep))
+	}
+}

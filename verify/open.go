@@ -28,8 +28,11 @@ type Options struct {
 	Limits  graph.Limits // zero means graph.DefaultLimits
 	// Key is a public key: FILE.sha256.sig must verify with it before
 	// Check reads anything else.
-	Key    string
-	Notice func(format string, args ...any)
+	Key string
+	// partSizesOnly opens a bundle in parts without hashing every part
+	// first: Inspect reads only metadata.
+	partSizesOnly bool
+	Notice        func(format string, args ...any)
 }
 
 func (o Options) limits() graph.Limits {

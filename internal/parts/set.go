@@ -23,13 +23,18 @@ type Set struct {
 // OpenOptions for Open.
 type OpenOptions struct {
 	TempDir string // where rebuilt parts are kept while read; "" means the system's
+	// SizesOnly skips hashing the parts: a part of the wrong size or
+	// missing is still rebuilt, a byte flipped inside one is not seen.
+	// For reading metadata (inspect), where a full pass would cost more
+	// than the listing.
+	SizesOnly bool
 }
 
 // Open checks the parts of the bundle named by path and opens them as one
 // archive, rebuilding what parity can rebuild. More parts lost than parity
 // covers is a *TooDamagedError naming them.
 func Open(ctx context.Context, path string, opts OpenOptions) (*Set, error) {
-	st, err := Inspect(ctx, path)
+	st, err := inspect(ctx, path, !opts.SizesOnly)
 	if err != nil {
 		return nil, err
 	}
