@@ -146,16 +146,19 @@ func checkSignature(path string, opts Options) (string, error) {
 }
 
 // Authenticate is what import runs first with --key: the signature over
-// FILE.sha256, then every byte of the bundle against it (each part; parts
-// lost or damaged must be within what parity rebuilds, and a rebuilt part
-// is checked against the signed sum when opened). An error means nothing
-// of the bundle may be used.
+// FILE.sha256, then the bundle against it. For one file that is its
+// sha256. For parts it is that FILE.sha256 lists them and that no more are
+// lost than parity rebuilds: Open, which import runs next and before any
+// push, hashes every part against the same (now authenticated) list and
+// refuses or rebuilds a part that differs, so hashing them here too would
+// only read the whole bundle once more. An error means nothing of the
+// bundle may be used.
 func Authenticate(ctx context.Context, path string, opts Options) error {
 	if _, err := checkSignature(path, opts); err != nil {
 		return err
 	}
 	if _, ok := parts.Locate(path); ok {
-		st, err := parts.Inspect(ctx, path)
+		st, err := parts.InspectSizes(ctx, path)
 		if err != nil {
 			return err
 		}

@@ -240,10 +240,19 @@ func TestVerifyKeyRefusesABundleAlteredAfterSigning(t *testing.T) {
 					t.Fatalf("Check = %v, ok %v: want a failed report", err, rep != nil && rep.OK)
 				}
 			}
-			if tt.name != "untouched" {
-				if err := Authenticate(context.Background(), base+".000", Options{Key: pub}); err == nil {
-					t.Fatal("Authenticate accepts an altered bundle")
+			if tt.name == "untouched" {
+				return
+			}
+			// What import does first: Authenticate, then Open.
+			err = Authenticate(context.Background(), base+".000", Options{Key: pub})
+			if err == nil {
+				var b *Bundle
+				if b, err = Open(context.Background(), base+".000", Options{}); err == nil {
+					b.Close()
 				}
+			}
+			if err == nil {
+				t.Fatal("Authenticate and Open accept an altered bundle")
 			}
 		})
 	}
