@@ -2,7 +2,9 @@ package pack
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/sigstore/sigstore/pkg/signature"
 
@@ -76,6 +78,12 @@ func (m *media) writeParts(ctx context.Context, out string, comp layout.Compress
 	sc, err := w.Commit()
 	if err != nil {
 		return res, err
+	}
+	// A whole archive left by an earlier export under the same name would
+	// be read in place of the parts, against a checksum file that now
+	// lists the parts: it is replaced, as a plain export replaces it.
+	if err := os.Remove(out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return res, fmt.Errorf("removing the earlier %s: %w", out, err)
 	}
 	res = archiveResult{size: sink.n}
 	for _, s := range sc.Sums {

@@ -50,6 +50,8 @@ func TestExportSplitPartsConcatenateToThePlainExport(t *testing.T) {
 					t.Fatal(err)
 				}
 				opts := testOptions(t, name)
+				// An earlier plain export under the same name is replaced.
+				os.WriteFile(opts.Output, want, 0o644)
 				// An odd size that cuts layers, tar headers and zstd frames.
 				opts.SplitSize, opts.Parity = 99_999, parity
 				rep, err := Export(context.Background(), []string{r.Ref("split", "1")}, opts)
