@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -29,10 +28,6 @@ func repairCommand(s streams, parseOnly bool) *cli.Command {
 						err = jerr
 					}
 				}
-			}
-			var tooMany *parts.TooDamagedError
-			if errors.As(err, &tooMany) {
-				return fmt.Errorf("repair: %w", err)
 			}
 			if err != nil {
 				return fmt.Errorf("repair %s: %w", file, err)
