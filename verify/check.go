@@ -137,11 +137,7 @@ func Check(ctx context.Context, path string, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("open bundle %s: it is a directory; verify checks an archive file (.tar, .tar.gz, .tar.zst)", path)
 		}
 	}
-	want, sidecarErr := readSidecar(path)
-	var whole <-chan hashResult
-	if want != "" {
-		whole = hashFile(ctx, path)
-	}
+	want, whole, sidecarErr := expectedSum(ctx, path)
 	b, err := Open(ctx, path, opts)
 	switch {
 	case ctx.Err() != nil:
@@ -295,7 +291,7 @@ func checkSidecar(rep *Report, path, want string, readErr error, got string) str
 	case got == "":
 		return SidecarMissing
 	case want != got:
-		rep.add(Problem{Severity: SeverityError, Code: "sidecar", Entry: name, Message: fmt.Sprintf("the file hashes to sha256 %s but %s says %s: the copy is damaged, copy it again", got, name, want)})
+		rep.add(Problem{Severity: SeverityError, Code: "sidecar", Entry: name, Message: sumMismatch(path, name, want, got)})
 		return SidecarMismatch
 	}
 	return SidecarOK

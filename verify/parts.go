@@ -1,10 +1,14 @@
 package verify
 
 import (
+	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
@@ -196,4 +200,75 @@ func writeMedia(w io.Writer, inv *Inventory) {
 	if inv.Signature != "" && inv.Signature != SignatureNone {
 		fmt.Fprintf(w, "signature: %s\n", inv.Signature)
 	}
+}
+
+// expectedSum is what the file at path must hash to by its FILE.sha256,
+// with the hashing started beside the caller's reading: the sha256 of the
+// whole file, or, when FILE.sha256 lists parts (the file is them joined,
+// cat FILE.0* > FILE), the sha256 of each part-sized slice, joined by
+// commas. want is "" when there is no sidecar.
+func expectedSum(ctx context.Context, path string) (want string, got <-chan hashResult, err error) {
+	if path != "-" {
+		if sc, err := parts.ReadSidecar(path + parts.SidecarSuffix); err == nil && sc.Split() {
+			var sums []string
+			for _, s := range sc.Sums[:sc.Layout.Data] {
+				sums = append(sums, s.SHA256)
+			}
+			return strings.Join(sums, ","), hashSlices(ctx, path, sc.Layout.PartSize), nil
+		}
+	}
+	want, err = readSidecar(path)
+	if want == "" || err != nil {
+		return want, nil, err
+	}
+	return want, hashFile(ctx, path), nil
+}
+
+// hashSlices hashes the file in slices of size bytes, as the parts it was
+// joined from, on its own goroutine.
+func hashSlices(ctx context.Context, path string, size int64) <-chan hashResult {
+	out := make(chan hashResult, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			out <- hashResult{err: err}
+			return
+		}
+		defer f.Close()
+		var sums []string
+		buf := make([]byte, copyBufSize)
+		r := &ctxReader{ctx: ctx, r: bufio.NewReaderSize(f, copyBufSize)}
+		for {
+			h := sha256.New()
+			n, err := io.CopyBuffer(h, io.LimitReader(r, size), buf)
+			if err != nil {
+				out <- hashResult{err: err}
+				return
+			}
+			if n == 0 && len(sums) > 0 {
+				break
+			}
+			sums = append(sums, hex.EncodeToString(h.Sum(nil)))
+			if n < size {
+				break
+			}
+		}
+		out <- hashResult{sum: strings.Join(sums, ",")}
+	}()
+	return out
+}
+
+// sumMismatch says where a file differs from its FILE.sha256: for a file
+// joined from parts, which slice.
+func sumMismatch(path, name, want, got string) string {
+	w, g := strings.Split(want, ","), strings.Split(got, ",")
+	if len(w) == 1 && len(g) == 1 {
+		return fmt.Sprintf("the file hashes to sha256 %s but %s says %s: the copy is damaged, copy it again", got, name, want)
+	}
+	for i := range max(len(w), len(g)) {
+		if i >= len(w) || i >= len(g) || w[i] != g[i] {
+			return fmt.Sprintf("%s is joined from %d parts but its part %d differs from what %s lists for it (%d parts listed): copy that part again, or read the parts themselves", path, len(g), i, name, len(w))
+		}
+	}
+	return ""
 }

@@ -93,6 +93,23 @@ func TestEveryNameOfASplitBundleReadsAsTheWholeFile(t *testing.T) {
 					t.Fatalf("inspect %s differs from inspect of the whole file:\n%s\n%s", name, got, want)
 				}
 			}
+			// cat FILE.0* > FILE: a bundle like any other, checked slice by
+			// slice against the FILE.sha256 that lists the parts.
+			joined := catParts(t, base)
+			if err := os.WriteFile(base, joined, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := Check(context.Background(), base, Options{})
+			if err != nil || !rep.OK || rep.Sidecar != SidecarOK || rep.Parts != nil {
+				t.Fatalf("verify of the joined parts: %v, ok %v, sidecar %s:\n%s", err, rep.OK, rep.Sidecar, dumpProblems(rep))
+			}
+			joined[len(joined)-10] ^= 1
+			os.WriteFile(base, joined, 0o644)
+			if rep, err := Check(context.Background(), base, Options{}); err != nil || rep.OK || len(problemsWith(rep, SeverityError, "its part")) == 0 {
+				t.Fatalf("verify of damaged joined parts: %v:\n%s", err, dumpProblems(rep))
+			}
+			os.Remove(base)
+
 			inv, err := Inspect(context.Background(), base+".000", Options{})
 			if err != nil {
 				t.Fatal(err)

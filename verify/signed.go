@@ -74,16 +74,16 @@ func Authenticate(ctx context.Context, path string, opts Options) error {
 		}
 		return st.CheckParity()
 	}
-	want, err := readSidecar(path)
+	want, got, err := expectedSum(ctx, path)
 	if err != nil || want == "" {
 		return fmt.Errorf("%s.sha256 is signed but cannot be used (%v): copy it again", path, err)
 	}
-	res := <-hashFile(ctx, path)
+	res := <-got
 	if res.err != nil {
 		return fmt.Errorf("read %s: %w", path, res.err)
 	}
 	if res.sum != want {
-		return fmt.Errorf("%s hashes to sha256 %s but the signed %s.sha256 says %s: the bundle was changed after signing or damaged; copy it again", path, res.sum, path, want)
+		return fmt.Errorf("%s does not match the signed %s.sha256: %s; it was changed after signing or damaged", path, path, sumMismatch(path, path+".sha256", want, res.sum))
 	}
 	return nil
 }
