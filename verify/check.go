@@ -1,13 +1,13 @@
 package verify
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
@@ -220,19 +220,7 @@ type hashResult struct {
 // hashFile hashes the whole file on its own goroutine, beside the check:
 // the sidecar covers every byte, also those the check does not read.
 func hashFile(ctx context.Context, path string) <-chan hashResult {
-	out := make(chan hashResult, 1)
-	go func() {
-		f, err := os.Open(path)
-		if err != nil {
-			out <- hashResult{err: err}
-			return
-		}
-		defer f.Close()
-		h := sha256.New()
-		_, err = io.CopyBuffer(h, &ctxReader{ctx: ctx, r: bufio.NewReaderSize(f, copyBufSize)}, make([]byte, copyBufSize))
-		out <- hashResult{sum: hex.EncodeToString(h.Sum(nil)), err: err}
-	}()
-	return out
+	return hashSlices(ctx, path, math.MaxInt64)
 }
 
 // ctxReader stops a long read when ctx ends.
