@@ -53,13 +53,17 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 }
 
 func runExport(c *cli.Context, s streams, refs []string) error {
+	pass, err := signPassword(c)
+	if err != nil {
+		return err
+	}
 	display := progress.New(s.err, c.Bool("quiet"), progressInterval)
 	split, _ := splitSize(c)
 	rep, err := pack.Export(c.Context, refs, pack.Options{
 		SplitSize:     split,
 		Parity:        c.Int("parity"),
 		SignKey:       c.String("sign-key"),
-		KeyPassword:   keyPassword(),
+		KeyPassword:   pass,
 		Output:        c.String("output"),
 		Compression:   layout.Compression(c.String("compress")),
 		Platforms:     c.StringSlice("platform"),

@@ -45,6 +45,24 @@ func splitSize(c *cli.Context) (int64, error) {
 // keyPassword finds an encrypted key's password as cosign does.
 func keyPassword() sign.PassFunc { return sign.CosignPassword(os.LookupEnv) }
 
+// signPassword asks for the --sign-key password now, if the key is
+// encrypted: asked later, the prompt would be hidden under the progress
+// bars.
+func signPassword(c *cli.Context) (sign.PassFunc, error) {
+	key := c.String("sign-key")
+	if key == "" {
+		return nil, nil
+	}
+	if enc, err := sign.Encrypted(key); err != nil || !enc {
+		return keyPassword(), nil // export reports a key it cannot read
+	}
+	pw, err := keyPassword()()
+	if err != nil {
+		return nil, fmt.Errorf("--sign-key %s: %w", key, err)
+	}
+	return func() ([]byte, error) { return pw, nil }, nil
+}
+
 func partsSummary(st *parts.Status) string {
 	var data, parity int
 	var bad []string

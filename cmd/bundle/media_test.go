@@ -1,10 +1,13 @@
 package main
 
 import (
+	"crypto/elliptic"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 )
 
 func TestMediaFlagsAreCheckedAsUsage(t *testing.T) {
@@ -49,5 +52,21 @@ func TestVerifyKeyWithoutSignatureExitsOne(t *testing.T) {
 	code, _, stderr := runBundle(t, "verify", "--key", pub, file)
 	if code != exitFailed || !strings.Contains(stderr, "no signature") {
 		t.Fatalf("exit %d, stderr %q; want exit 1 saying there is no signature", code, stderr)
+	}
+}
+
+func TestExportWithAWrongKeyPasswordStopsBeforeAnyFetch(t *testing.T) {
+	dir := t.TempDir()
+	priv, _, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc([]byte("right")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "cosign.key")
+	os.WriteFile(key, priv, 0o600)
+	t.Setenv("COSIGN_PASSWORD", "wrong")
+	// No registry listens on port 1: reaching it would say so.
+	code, _, stderr := runBundle(t, "export", "--quiet", "--plain-http", "--sign-key", key, "-o", filepath.Join(dir, "b.tar.zst"), "127.0.0.1:1/x:1")
+	if code != exitFailed || !strings.Contains(stderr, "decryption failed") || strings.Contains(stderr, "unreachable") {
+		t.Fatalf("exit %d, stderr %q; want exit 1 on the key, before the registry", code, stderr)
 	}
 }

@@ -5,9 +5,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -34,7 +37,7 @@ func LoadSigner(path string, pass PassFunc) (signature.Signer, error) {
 	}
 	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(data, pf)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w (a cosign key file or an unencrypted PKCS#8 PEM key; for a cosign key check COSIGN_PASSWORD)", path, err)
+		return nil, fmt.Errorf("signing key %s: %w (want a cosign key file and its password, from COSIGN_PASSWORD or typed, or an unencrypted PKCS#8 PEM key)", path, err)
 	}
 	if err := supported(publicOf(priv)); err != nil {
 		return nil, fmt.Errorf("signing key %s: %w", path, err)
@@ -100,4 +103,18 @@ func supported(pub crypto.PublicKey) error {
 		return nil
 	}
 	return errors.New("unsupported key type: want ECDSA P-256 or Ed25519")
+}
+
+// Encrypted says the key file at path needs a password: a program asks
+// for it before its progress display takes the terminal.
+func Encrypted(path string) (bool, error) {
+	data, err := readKey(path)
+	if err != nil {
+		return false, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return false, fmt.Errorf("signing key %s: not a PEM file", path)
+	}
+	return strings.Contains(block.Type, "ENCRYPTED") || x509.IsEncryptedPEMBlock(block), nil //nolint:staticcheck // legacy PEM encryption is still read
 }
