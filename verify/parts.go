@@ -116,7 +116,7 @@ func checkParts(ctx context.Context, path, signature string, opts Options) (*Rep
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.As(err, &tooMany):
-		rep.Sidecar = SidecarMismatch
+		rep.File, rep.Sidecar = tooMany.Base, SidecarMismatch
 		for _, p := range tooMany.Bad {
 			rep.add(Problem{Severity: SeverityError, Code: "damaged-part", Entry: p.Name, Offset: p.Offset, Message: partMessage(p)})
 		}

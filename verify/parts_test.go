@@ -366,4 +366,12 @@ func TestInspectOfPartsReadsOnlyWhatItLists(t *testing.T) {
 	if !rep.OK || rep.Sidecar != SidecarRebuilt || rep.Parts.Parts[4].State != parts.StateRebuilt {
 		t.Fatalf("verify: ok %v, sidecar %s:\n%s", rep.OK, rep.Sidecar, dumpProblems(rep))
 	}
+	// With a part lost too (two parity parts), inspect rebuilds it: from
+	// checked parts, not from the one with the flipped byte.
+	base = splitFile(t, t.TempDir(), "b.tar", data, 4000, 2)
+	flipByte(t, parts.DataName(base, 4))
+	os.Remove(parts.DataName(base, 2))
+	if _, err := Inspect(context.Background(), base+".000", Options{TempDir: t.TempDir()}); err != nil {
+		t.Fatalf("inspect with a part lost and another flipped: %v", err)
+	}
 }

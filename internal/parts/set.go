@@ -35,6 +35,11 @@ type OpenOptions struct {
 // covers is a *TooDamagedError naming them.
 func Open(ctx context.Context, path string, opts OpenOptions) (*Set, error) {
 	st, err := inspect(ctx, path, !opts.SizesOnly)
+	if err == nil && opts.SizesOnly && len(st.Bad()) > 0 {
+		// A rebuild reads every other part: it needs them checked, or a
+		// byte flipped in one would be rebuilt into the lost part.
+		st, err = inspect(ctx, path, true)
+	}
 	if err != nil {
 		return nil, err
 	}
