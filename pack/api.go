@@ -7,6 +7,7 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
+	"github.com/bundle-dev/bundle/internal/sign"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -27,6 +28,15 @@ type Options struct {
 	Progress    progress.Tracker // nil means progress.Discard
 	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
 	Notice func(format string, args ...any)
+	// SplitSize > 0 writes Output as parts Output.000, Output.001, … of
+	// this many bytes, listed in Output.sha256.
+	SplitSize int64
+	Parity    int // parity parts Output.p000, …; needs SplitSize
+	// SignKey is a private key (cosign's, or PKCS#8 PEM): Output.sha256 is
+	// signed into Output.sha256.sig. KeyPassword is asked for an
+	// encrypted one.
+	SignKey     string
+	KeyPassword sign.PassFunc
 }
 
 // Report is what Export did; cmd/bundle prints it as text or JSON.
@@ -45,6 +55,8 @@ type Report struct {
 	BytesDeduped int64         `json:"bytesDeduped"` // saved by storing shared blobs once
 	ArchiveSize  int64         `json:"archiveSize"`
 	Skipped      []string      `json:"skippedForeignLayers,omitempty"`
+	Parts        []string      `json:"parts,omitempty"`     // data parts then parity parts, when split
+	Signature    string        `json:"signature,omitempty"` // the .sig file written
 	Duration     time.Duration `json:"durationNs"`
 }
 

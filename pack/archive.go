@@ -13,6 +13,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -27,14 +28,33 @@ const (
 type openFunc func(ctx context.Context, i int, n *Node) (io.ReadCloser, error)
 
 type archiveResult struct {
-	sha256 string
-	size   int64
+	sha256    string
+	size      int64
+	parts     []string // when split
+	signature string   // the .sig written, if any
 }
 
-// writeArchive writes the layout to out.partial, syncs it, renames it to
+// writeArchive writes the archive as m says, one file or parts, then signs
+// its checksum file if m has a key. Salvage is for one file only.
+func writeArchive(ctx context.Context, m *media, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc, salvage func(partial string)) (res archiveResult, err error) {
+	if m.split > 0 {
+		res, err = m.writeParts(ctx, out, comp, index, blobs, open)
+	} else {
+		res, err = writeFile(ctx, out, comp, index, blobs, open, salvage)
+	}
+	if err != nil {
+		return res, err
+	}
+	if res.signature, err = m.sign(out); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// writeFile writes the layout to out.partial, syncs it, renames it to
 // out and writes out.sha256. On any failure nothing is left under either
 // name; salvage, if set, is given out.partial first.
-func writeArchive(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc, salvage func(partial string)) (res archiveResult, err error) {
+func writeFile(ctx context.Context, out string, comp layout.Compression, index []byte, blobs []*Node, open openFunc, salvage func(partial string)) (res archiveResult, err error) {
 	partial := out + ".partial"
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -126,18 +146,7 @@ func writeBlob(ctx context.Context, lw *layout.Writer, i int, n *Node, open open
 }
 
 func writeSidecar(out, sum string) error {
-	name := out + ".sha256"
-	partial := name + ".partial"
-	line := sum + "  " + filepath.Base(out) + "\n"
-	if err := os.WriteFile(partial, []byte(line), 0o644); err != nil {
-		os.Remove(partial)
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	if err := os.Rename(partial, name); err != nil {
-		os.Remove(partial)
-		return fmt.Errorf("writing %s: %w", name, err)
-	}
-	return nil
+	return parts.WriteFileAtomic(out+".sha256", []byte(sum+"  "+filepath.Base(out)+"\n"))
 }
 
 // syncDir makes the renames durable; a failure only weakens durability, so

@@ -33,6 +33,10 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMedia(opts)
+	if err != nil {
+		return nil, err
+	}
 	store, err := local.NewStore(opts.CacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the content cache %s: %w: choose another with --cache", opts.CacheDir, err)
@@ -48,7 +52,10 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, res, err := transfer(ctx, src, plan, index, comp, opts)
+	if err := m.plan(plan); err != nil {
+		return nil, err
+	}
+	st, res, err := transfer(ctx, src, plan, index, comp, m, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +264,7 @@ type transferStats struct {
 // rather than on the disk, large blobs from the far end of the order into
 // the cache, for the writer to read from there when it gets to them. Each
 // blob is claimed once, by whoever gets to it first, and fetched once.
-func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, opts Options) (*transferStats, archiveResult, error) {
+func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, m *media, opts Options) (*transferStats, archiveResult, error) {
 	order := plan.WriteOrder()
 	claims := make([]atomic.Bool, len(order))
 	ready := make([]chan struct{}, len(order))
@@ -310,7 +317,7 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 			}
 		}
 		var err error
-		res, err = writeArchive(gctx, opts.Output, comp, index, order, open, salvage)
+		res, err = writeArchive(gctx, m, opts.Output, comp, index, order, open, salvage)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -444,6 +451,8 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		BytesTotal:   p.Size(),
 		ArchiveSize:  res.size,
 		Skipped:      p.Skipped,
+		Parts:        res.parts,
+		Signature:    res.signature,
 	}
 	var perImage int64
 	var plats []string

@@ -50,7 +50,11 @@ func newAsyncSink(w io.Writer, h hash.Hash) *asyncSink {
 	}
 	s.buf = &block{b: make([]byte, 0, sinkBufSize)}
 	s.finished.Add(2)
-	go s.run(s.toHash, func(b []byte) { s.h.Write(b) })
+	go s.run(s.toHash, func(b []byte) {
+		if s.h != nil { // nil for parts, which hash themselves
+			s.h.Write(b)
+		}
+	})
 	go s.run(s.toWrite, func(b []byte) {
 		if s.err.Load() != nil {
 			return

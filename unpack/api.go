@@ -21,6 +21,10 @@ type Options struct {
 	Progress      progress.Tracker // nil means progress.Discard
 	Stdin         io.Reader        // read when the file is "-"
 	Notice        func(format string, args ...any)
+
+	// Key is a public key: the bundle's FILE.sha256.sig must verify with
+	// it, and the bundle match FILE.sha256, before anything is pushed.
+	Key string
 }
 
 // Report is what Import did.

@@ -43,6 +43,9 @@ type importer struct {
 // them; the others are pushed all the same.
 func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 	start := time.Now()
+	if err := authenticate(ctx, file, opts); err != nil {
+		return nil, err
+	}
 	t, err := parseTarget(opts.Target)
 	if err != nil {
 		return nil, err

@@ -1,19 +1,20 @@
 package verify
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -29,6 +30,9 @@ const (
 	SidecarOK       = "ok"
 	SidecarMissing  = "missing"
 	SidecarMismatch = "mismatch"
+	// SidecarRebuilt: parts were missing or damaged and parity rebuilt
+	// them; the bundle reads whole.
+	SidecarRebuilt = "rebuilt"
 )
 
 // Problem is one finding of Check.
@@ -45,7 +49,11 @@ type Problem struct {
 type Report struct {
 	File        string `json:"file"`
 	Compression string `json:"compression"`
-	Sidecar     string `json:"sidecar"` // "ok", "missing", "mismatch"
+	Sidecar     string `json:"sidecar"` // "ok", "missing", "mismatch", "rebuilt"
+	// Signature is SignatureVerified, SignatureUnchecked or SignatureNone.
+	Signature string `json:"signature"`
+	// Parts is what was found of a bundle carried in parts.
+	Parts *parts.Status `json:"parts,omitempty"`
 	// WrittenByBundle says the archive records the digest of its
 	// index.json, which Check compared.
 	WrittenByBundle bool      `json:"writtenByBundle"`
@@ -109,7 +117,14 @@ const copyBufSize = 1 << 20
 // there is one. The error return is for a bundle that cannot be opened at
 // all (no such file); damage is reported in the Report.
 func Check(ctx context.Context, path string, opts Options) (*Report, error) {
-	rep := &Report{File: path, Sidecar: SidecarMissing}
+	signature, err := checkSignature(path, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := parts.Locate(path); ok {
+		return checkParts(ctx, path, signature, opts)
+	}
+	rep := &Report{File: path, Sidecar: SidecarMissing, Signature: signature}
 	if path == "-" && opts.Stdin == nil {
 		return nil, errors.New("verify: the file is \"-\" but there is no standard input")
 	}
@@ -122,11 +137,7 @@ func Check(ctx context.Context, path string, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("open bundle %s: it is a directory; verify checks an archive file (.tar, .tar.gz, .tar.zst)", path)
 		}
 	}
-	want, sidecarErr := readSidecar(path)
-	var whole <-chan hashResult
-	if want != "" {
-		whole = hashFile(ctx, path)
-	}
+	want, whole, sidecarErr := expectedSum(ctx, path)
 	b, err := Open(ctx, path, opts)
 	switch {
 	case ctx.Err() != nil:
@@ -219,19 +230,7 @@ type hashResult struct {
 // hashFile hashes the whole file on its own goroutine, beside the check:
 // the sidecar covers every byte, also those the check does not read.
 func hashFile(ctx context.Context, path string) <-chan hashResult {
-	out := make(chan hashResult, 1)
-	go func() {
-		f, err := os.Open(path)
-		if err != nil {
-			out <- hashResult{err: err}
-			return
-		}
-		defer f.Close()
-		h := sha256.New()
-		_, err = io.CopyBuffer(h, &ctxReader{ctx: ctx, r: bufio.NewReaderSize(f, copyBufSize)}, make([]byte, copyBufSize))
-		out <- hashResult{sum: hex.EncodeToString(h.Sum(nil)), err: err}
-	}()
-	return out
+	return hashSlices(ctx, path, math.MaxInt64)
 }
 
 // ctxReader stops a long read when ctx ends.
@@ -290,7 +289,7 @@ func checkSidecar(rep *Report, path, want string, readErr error, got string) str
 	case got == "":
 		return SidecarMissing
 	case want != got:
-		rep.add(Problem{Severity: SeverityError, Code: "sidecar", Entry: name, Message: fmt.Sprintf("the file hashes to sha256 %s but %s says %s: the copy is damaged, copy it again", got, name, want)})
+		rep.add(Problem{Severity: SeverityError, Code: "sidecar", Entry: name, Message: sumMismatch(path, name, want, got)})
 		return SidecarMismatch
 	}
 	return SidecarOK

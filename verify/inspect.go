@@ -8,6 +8,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -28,6 +29,11 @@ type Inventory struct {
 	// WrittenByBundle says index.json was checked against the digest
 	// bundle recorded in oci-layout.
 	WrittenByBundle bool `json:"writtenByBundle"`
+	// Parts is how a bundle carried in parts is cut, and each part's state.
+	Parts *parts.Status `json:"parts,omitempty"`
+	// Signature is SignatureUnchecked when FILE.sha256.sig is there
+	// (inspect checks no key), else SignatureNone.
+	Signature string `json:"signature"`
 }
 
 // Node is an image, a platform of an index, or a referrer.
@@ -51,6 +57,7 @@ type Node struct {
 // directory is read only for its metadata; a stream is read once, front to
 // back, and every blob in it is checked against its digest on the way.
 func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error) {
+	opts.partSizesOnly = true
 	b, err := Open(ctx, path, opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: run bundle verify on it", err)
@@ -89,6 +96,10 @@ func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error)
 		inv.ArchiveSize = inv.Bytes
 	default: // standard input
 		inv.ArchiveSize = b.BytesRead()
+	}
+	inv.Parts, inv.Signature = mediaOf(b, path)
+	if inv.Parts != nil {
+		inv.File = inv.Parts.Base
 	}
 	newTree(b).build(inv)
 	return inv, nil

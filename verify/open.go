@@ -14,6 +14,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
+	"github.com/bundle-dev/bundle/internal/parts"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -24,7 +25,13 @@ type Options struct {
 	// tools' order) is spooled; "" means the system's.
 	TempDir string
 	Limits  graph.Limits // zero means graph.DefaultLimits
-	Notice  func(format string, args ...any)
+	// Key is a public key: FILE.sha256.sig must verify with it before
+	// Check reads anything else.
+	Key string
+	// partSizesOnly opens a bundle in parts without hashing every part
+	// first: Inspect reads only metadata.
+	partSizesOnly bool
+	Notice        func(format string, args ...any)
 }
 
 func (o Options) limits() graph.Limits {
@@ -49,6 +56,8 @@ type Bundle struct {
 	Size    int64 // of the archive file; -1 for standard input
 	Info    layout.LayoutInfo
 	Graph   *graph.Graph
+	// Parts is what was found of a bundle carried in parts; nil for one file.
+	Parts *parts.Status
 	// Present lists the blobs the bundle holds with their sizes; for a
 	// stream, only once Blobs has run.
 	Present map[digest.Digest]int64
@@ -167,6 +176,9 @@ func Open(ctx context.Context, path string, opts Options) (*Bundle, error) {
 		}
 		return openStream(ctx, path, opts.Stdin, -1, nil, opts)
 	}
+	if b, ok, err := openParts(ctx, path, opts); ok {
+		return b, err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("open bundle: %w: check the path", err)
@@ -183,27 +195,31 @@ func Open(ctx context.Context, path string, opts Options) (*Bundle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bundle: %w: check the path", err)
 	}
-	a, err := layout.OpenArchive(f, fi.Size())
+	return openReaderAt(ctx, path, f, fi.Size(), f.Close, opts)
+}
+
+// openReaderAt opens the archive in ra, one file or many parts: at random
+// when it is seekable, else as a stream. closer is called when the bundle
+// is closed, or now if it cannot be opened.
+func openReaderAt(ctx context.Context, path string, ra io.ReaderAt, size int64, closer func() error, opts Options) (*Bundle, error) {
+	a, err := layout.OpenArchive(ra, size)
 	if err == nil {
-		b := &Bundle{Path: path, Compression: a.Compression(), Random: true, Size: fi.Size(), random: a, archive: a, closers: []func() error{f.Close}}
+		b := &Bundle{Path: path, Compression: a.Compression(), Random: true, Size: size, random: a, archive: a, closers: []func() error{closer}}
 		return b, closeOnError(b, b.openRandom(ctx, a.Entries(), opts))
 	}
 	if !errors.Is(err, layout.ErrNotSeekable) {
-		f.Close()
+		closer()
 		return nil, fmt.Errorf("bundle %s: %w", path, err)
 	}
 	reopen := func() (io.Reader, error) {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return nil, err
-		}
-		return bufio.NewReaderSize(f, 1<<20), nil
+		return bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 1<<20), nil
 	}
-	b, err := openStream(ctx, path, bufio.NewReaderSize(f, 1<<20), fi.Size(), reopen, opts)
+	b, err := openStream(ctx, path, bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 1<<20), size, reopen, opts)
 	if err != nil {
-		f.Close()
+		closer()
 		return nil, err
 	}
-	b.closers = append([]func() error{f.Close}, b.closers...)
+	b.closers = append([]func() error{closer}, b.closers...)
 	return b, nil
 }
 

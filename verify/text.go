@@ -21,6 +21,7 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(bw, "%s: %s, %s, %s (read %s to list it)\n", safetext.String(inv.File), inv.Compression, how,
 		humanSize(inv.ArchiveSize), humanSize(inv.BytesRead))
+	writeMedia(bw, inv)
 	for _, n := range inv.Images {
 		writeNode(bw, n, 0, "")
 	}

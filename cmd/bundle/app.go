@@ -157,6 +157,7 @@ func newApp(s streams, parseOnly bool) *cli.App {
 		cacheCommand(s, parseOnly),
 		versionCommand(s),
 		completionCommand(s, func() *cli.App { return app }),
+		repairCommand(s, parseOnly),
 	}
 	withExamples(commands)
 	for _, c := range commands {

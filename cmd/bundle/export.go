@@ -31,7 +31,7 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			&cli.StringFlag{Name: "cache", Usage: "content cache `DIR` (default: the user cache directory)", TakesFile: true},
 			&cli.BoolFlag{Name: "force", Usage: "replace --output (and its .sha256) if it exists"},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "export the other images when --platform or --artifact-type keeps nothing of one"},
-		}, remoteFlags()...),
+		}, append(mediaFlags(), remoteFlags()...)...),
 		Action: func(c *cli.Context) error {
 			refs, err := args(c, 1, "REF (the image to export)")
 			if err != nil {
@@ -51,6 +51,9 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			if err := checkConcurrency(c); err != nil {
 				return err
 			}
+			if _, err := splitSize(c); err != nil {
+				return err
+			}
 			if parseOnly {
 				return nil
 			}
@@ -63,8 +66,17 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 }
 
 func runExport(c *cli.Context, s streams, refs []string) error {
+	pass, err := signPassword(c)
+	if err != nil {
+		return err
+	}
 	display := progress.New(s.err, c.Bool("quiet"), progressInterval)
+	split, _ := splitSize(c)
 	rep, err := pack.Export(c.Context, refs, pack.Options{
+		SplitSize:     split,
+		Parity:        c.Int("parity"),
+		SignKey:       c.String("sign-key"),
+		KeyPassword:   pass,
 		Output:        c.String("output"),
 		Compression:   layout.Compression(c.String("compress")),
 		Platforms:     c.StringSlice("platform"),
@@ -100,8 +112,15 @@ func exportSummary(w io.Writer, r *pack.Report) {
 	fmt.Fprintf(w, "%d blobs, %d manifests; fetched %s, from cache %s, saved by dedup %s; archive %s; %s\n",
 		r.Blobs, r.Manifests, progress.Bytes(r.BytesFetched), progress.Bytes(r.BytesCached),
 		progress.Bytes(r.BytesDeduped), progress.Bytes(r.ArchiveSize), r.Duration.Round(time.Millisecond))
-	if r.SHA256 != "" {
+	switch {
+	case len(r.Parts) > 0:
+		fmt.Fprintf(w, "written as %d part(s), %s to %s; the sha256 of each in %s.sha256\n",
+			len(r.Parts), r.Parts[0], r.Parts[len(r.Parts)-1], r.Output)
+	case r.SHA256 != "":
 		fmt.Fprintf(w, "sha256 %s (written to %s.sha256)\n", r.SHA256, r.Output)
+	}
+	if r.Signature != "" {
+		fmt.Fprintf(w, "signed: %s\n", r.Signature)
 	}
 	for _, s := range r.Skipped {
 		fmt.Fprintf(w, "skipped foreign layer %s\n", s)

@@ -41,6 +41,9 @@ Examples:
   bundle completion bash > /etc/bash_completion.d/bundle
   bundle completion zsh > "${fpath[1]}/_bundle"
   bundle completion fish > ~/.config/fish/completions/bundle.fish`,
+	"repair": `Examples:
+  bundle repair app.tar.zst.sha256
+  bundle repair --json app.tar.zst.000`,
 	"cache": `Examples:
   bundle cache ls
   bundle cache prune --older-than 720h`,

@@ -19,15 +19,15 @@ func jsonFlag() cli.Flag {
 func verifyCommand(s streams, parseOnly bool) *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "check a bundle offline: digests, sizes, completeness, tar safety, checksum file",
-		ArgsUsage: "FILE",
-		Flags:     []cli.Flag{jsonFlag()},
+		Usage:     "check a bundle offline: digests, sizes, completeness, tar safety, checksum file, signature",
+		ArgsUsage: "FILE (or FILE.000, any part, FILE.sha256)",
+		Flags:     []cli.Flag{jsonFlag(), keyFlag()},
 		Action: func(c *cli.Context) error {
 			file, err := oneFile(c)
 			if err != nil || parseOnly {
 				return err
 			}
-			rep, err := verify.Check(c.Context, file, verify.Options{Stdin: s.in})
+			rep, err := verify.Check(c.Context, file, verify.Options{Stdin: s.in, Key: c.String("key"), Notice: notice(c, s.err)})
 			if err != nil {
 				return fmt.Errorf("verify %s: %w", file, err)
 			}
@@ -48,8 +48,8 @@ func verifyCommand(s streams, parseOnly bool) *cli.Command {
 func inspectCommand(s streams, parseOnly bool) *cli.Command {
 	return &cli.Command{
 		Name:      "inspect",
-		Usage:     "list what a bundle holds: images, platforms, referrer trees",
-		ArgsUsage: "FILE",
+		Usage:     "list what a bundle holds: images, platforms, referrer trees, parts, signature",
+		ArgsUsage: "FILE (or FILE.000, any part, FILE.sha256)",
 		Flags:     []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			file, err := oneFile(c)
@@ -113,5 +113,11 @@ func verifySummary(w io.Writer, r *verify.Report) {
 		state, safetext.String(r.File), r.Compression, r.Entries, r.Blobs, r.Manifests, progress.Bytes(r.Bytes), len(r.Images))
 	if r.Sidecar != "" && r.File != "-" {
 		fmt.Fprintf(w, "checksum file %s.sha256: %s\n", safetext.String(r.File), r.Sidecar)
+	}
+	if r.Parts != nil {
+		fmt.Fprintf(w, "parts: %s\n", partsSummary(r.Parts))
+	}
+	if r.Signature != "" && r.Signature != verify.SignatureNone {
+		fmt.Fprintf(w, "signature: %s\n", r.Signature)
 	}
 }

@@ -223,12 +223,16 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 			continue
 		}
 		exports++
-		if !strings.Contains(sc.Text(), "--plain-http") || !strings.Contains(sc.Text(), "--cache") || len(f) != 8+14 {
+		want := 8 + 14
+		if strings.Contains(sc.Text(), "--split-size") {
+			want += 4 // --split-size SIZE --parity 2
+		}
+		if !strings.Contains(sc.Text(), "--plain-http") || !strings.Contains(sc.Text(), "--cache") || len(f) != want {
 			t.Errorf("export arguments %q: want --plain-http, --cache and the 14 references", sc.Text())
 		}
 	}
-	if exports != 4 {
-		t.Errorf("%d exports, want 2 formats × 2 runs", exports)
+	if exports != 6 {
+		t.Errorf("%d exports, want 2 formats × 2 runs and 2 split runs", exports)
 	}
 	if left, _ := os.ReadDir(scratch); len(left) != 0 {
 		t.Errorf("Run left %d entries in its temp dir", len(left))

@@ -42,7 +42,7 @@ var readmePlaceholderDigest = regexp.MustCompile(`(` + regexp.QuoteMeta(readmeSo
 // a command it does not know how to run is run as it is, through sh, and
 // must exit 0.
 func TestREADMEWalkthroughRunsEveryCommand(t *testing.T) {
-	needTools(t, testregistry.RegistryBinary, "skopeo", "make", "sha256sum", "tar", "zstd")
+	needTools(t, testregistry.RegistryBinary, "skopeo", "make", "sha256sum", "tar", "zstd", "openssl")
 	md, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatalf("reading README.md: %v", err)
@@ -481,9 +481,27 @@ func (w *walkthrough) checks() []readmeCheck {
 			holds(t, l, "app.tar.gz", listing, map[string]digest.Digest{"team/app@digest": w.app.Desc.Digest}, true)
 			holds(t, l, "app.tar.gz", listing, map[string]digest.Digest{"the SBOM": w.sbom.Digest, "the signature": w.sig.Digest}, false)
 		}},
-		{"sha256sum -c", func(t *testing.T, l readmeLine, res result) {
+		{"sha256sum -c app.tar.zst.sha256", func(t *testing.T, l readmeLine, res result) {
 			if !strings.Contains(res.stdout, "app.tar.zst: OK") {
 				t.Errorf("%s\nsha256sum did not check app.tar.zst:\n%s", l, res.stdout)
+			}
+		}},
+		{"--split-size dvd --parity 2 --sign-key", func(t *testing.T, l readmeLine, _ result) {
+			for _, name := range []string{"app-dvd.tar.zst.000", "app-dvd.tar.zst.p000", "app-dvd.tar.zst.p001", "app-dvd.tar.zst.sha256.sig"} {
+				if _, err := os.Stat(filepath.Join(w.work, name)); err != nil {
+					t.Errorf("%s\ndid not write %s: %v", l, name, err)
+				}
+			}
+		}},
+		{"sha256sum -c app-dvd.tar.zst.sha256", func(t *testing.T, l readmeLine, res result) {
+			if !strings.Contains(res.stdout, "app-dvd.tar.zst.000: OK") || !strings.Contains(res.stdout, "app-dvd.tar.zst.p001: OK") {
+				t.Errorf("%s\nsha256sum did not check every part:\n%s", l, res.stdout)
+			}
+		}},
+		{"import --key bundle.pub", func(t *testing.T, l readmeLine, _ result) {
+			d, _, ok := w.plain.GetManifest(t, "team/app", "1.0")
+			if !ok || d.Digest != w.app.Desc.Digest {
+				t.Errorf("%s\nteam/app:1.0 on the target is %s (found %v), want %s", l, d.Digest, ok, w.app.Desc.Digest)
 			}
 		}},
 		{"--target " + readmeTarget + "/mirror app.tar.zst", func(t *testing.T, l readmeLine, _ result) {
