@@ -140,7 +140,8 @@ func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) erro
 	return err
 }
 
-// blobErr is a message built whole, keeping the cause for errors.Is.
+// blobErr is a message built whole at the boundary, keeping the cause for
+// errors.Is and errors.As without repeating its text.
 type blobErr struct {
 	msg string
 	err error

@@ -74,7 +74,8 @@ func (im *importer) manifestError(repo string, n *graph.Node, err error) error {
 		return fmt.Errorf("%w: %s refused index %s because platforms it lists are not in the bundle (registry answered %s); import with --sparse-index=single to tag the one kept platform manifest, or --sparse-index=rewrite to push a new index of the kept platforms",
 			errSparse, im.reg.name(repo), n.Desc.Digest, registryAnswer(err))
 	}
-	return fmt.Errorf("%s refused %s %s: %s: %w", im.reg.name(repo), n.MediaType(), n.Desc.Digest, registryAnswer(err), err)
+	// The registry's own words, said once; the cause stays for errors.Is.
+	return &blobErr{msg: fmt.Sprintf("%s refused %s %s: %s", im.reg.name(repo), n.MediaType(), n.Desc.Digest, registryAnswer(err)), err: err}
 }
 
 // depsError is the first reason n cannot be pushed into repo: its own

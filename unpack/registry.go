@@ -91,7 +91,7 @@ func registryAnswer(err error) string {
 	}
 	var gaveUp *remote.GaveUpError
 	if errors.As(err, &gaveUp) {
-		return "no answer it would take"
+		return gaveUp.Error()
 	}
 	return err.Error()
 }
