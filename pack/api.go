@@ -7,6 +7,7 @@ import (
 
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
+	"github.com/bundle-dev/bundle/internal/spec"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -17,6 +18,9 @@ type Options struct {
 	Platforms     []string           // OS/ARCH[/VARIANT]; empty means all
 	NoReferrers   bool
 	ArtifactTypes []string // keep only referrers of these types; empty means all
+	// Images are the entries of spec files, exported beside the references
+	// given; each entry's options override the ones above.
+	Images []spec.Image
 	// AllowEmpty turns "the filters keep nothing of this image" from an
 	// error into a notice.
 	AllowEmpty  bool

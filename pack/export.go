@@ -22,7 +22,6 @@ import (
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/layout"
-	"github.com/bundle-dev/bundle/referrers"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -58,7 +57,7 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 }
 
 func withDefaults(refs []string, opts Options) (Options, layout.Compression, error) {
-	if len(refs) == 0 {
+	if len(refs) == 0 && len(opts.Images) == 0 {
 		return opts, "", errors.New("nothing to export: name at least one image reference")
 	}
 	if len(refs) > graph.MaxIndexEntries {
@@ -113,16 +112,15 @@ func checkOutput(out string, force bool) error {
 
 // makePlan resolves every reference and walks its graph.
 func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*Plan, error) {
-	matcher, err := platformMatcher(opts.Platforms)
+	tgts, sels, err := targets(ctx, src, refs, opts)
 	if err != nil {
 		return nil, err
 	}
-	var finder referrerFinder
-	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Client: src.client, Cosign: true, Fetched: src.handOver}
+	if len(tgts) > graph.MaxIndexEntries {
+		return nil, fmt.Errorf("%d references: a bundle's index.json lists at most %d entries; export them in several bundles", len(tgts), graph.MaxIndexEntries)
 	}
-	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
-	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)
+	g := newDiscovery(src, opts.Concurrency, opts.Notice)
+	resolved, err := resolveAll(ctx, src, tgts, opts.Concurrency)
 	if err != nil {
 		return nil, err
 	}
@@ -159,19 +157,21 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	if err != nil {
 		return nil, err
 	}
+	plan.Selections = sels
 	return plan, checkArtifactTypes(plan, opts)
 }
 
 // resolveAll resolves refs concurrently; a failure is reported for the
 // first failing reference in the order given.
-func resolveAll(ctx context.Context, src *source, refs []string, concurrency int) ([]root, error) {
-	out := make([]root, len(refs))
-	errs := make([]error, len(refs))
+func resolveAll(ctx context.Context, src *source, tgts []target, concurrency int) ([]root, error) {
+	out := make([]root, len(tgts))
+	errs := make([]error, len(tgts))
 	var g errgroup.Group
 	g.SetLimit(concurrency)
-	for i, ref := range refs {
+	for i, t := range tgts {
 		g.Go(func() error {
-			out[i], errs[i] = resolve(ctx, src, ref)
+			out[i], errs[i] = resolve(ctx, src, t.ref)
+			out[i].w = t.w
 			return nil
 		})
 	}

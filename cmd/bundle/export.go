@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/bundle-dev/bundle/internal/progress"
+	"github.com/bundle-dev/bundle/internal/spec"
 	"github.com/bundle-dev/bundle/layout"
 	"github.com/bundle-dev/bundle/pack"
 )
@@ -21,10 +22,12 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 	return &cli.Command{
 		Name:      "export",
 		Usage:     "write images and their referrers into one OCI-layout archive",
-		ArgsUsage: "REF...",
+		ArgsUsage: "[REF...]",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "bundle.tar.zst", Usage: "archive `FILE`; its extension picks the compression", TakesFile: true},
 			&cli.StringFlag{Name: "compress", Usage: "`zstd|gzip|none` (default: by the extension of --output)"},
+			&cli.StringSliceFlag{Name: "file", Aliases: []string{"f"}, Usage: "export what the spec `FILE` lists (YAML, see docs/SPEC.md; repeat for more)", TakesFile: true},
+			&cli.StringSliceFlag{Name: "images-from", Usage: "export the references `FILE` lists, one a line, # comments", TakesFile: true},
 			&cli.StringSliceFlag{Name: "platform", Usage: "keep only `OS/ARCH[/VARIANT]` (repeat for more; default all)"},
 			&cli.BoolFlag{Name: "no-referrers", Usage: "leave signatures, SBOMs and attestations behind"},
 			&cli.StringSliceFlag{Name: "artifact-type", Usage: "keep only referrers of this `TYPE` (repeat for more)"},
@@ -33,7 +36,20 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			&cli.BoolFlag{Name: "allow-empty", Usage: "export the other images when --platform or --artifact-type keeps nothing of one"},
 		}, remoteFlags()...),
 		Action: func(c *cli.Context) error {
-			refs, err := args(c, 1, "REF (the image to export)")
+			var images []spec.Image
+			var err error
+			if !parseOnly {
+				// The README's commands name spec files that exist only
+				// where they are run: parse-only checks the flags alone.
+				if images, err = specImages(c); err != nil {
+					return err
+				}
+			}
+			min := 1
+			if len(images) > 0 || (parseOnly && (c.IsSet("file") || c.IsSet("images-from"))) {
+				min = 0
+			}
+			refs, err := args(c, min, "REF (the image to export), or -f FILE")
 			if err != nil {
 				return err
 			}
@@ -57,12 +73,12 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			if err := checkHostsDir(c); err != nil {
 				return err
 			}
-			return runExport(c, s, refs)
+			return runExport(c, s, refs, images)
 		},
 	}
 }
 
-func runExport(c *cli.Context, s streams, refs []string) error {
+func runExport(c *cli.Context, s streams, refs []string, images []spec.Image) error {
 	display := progress.New(s.err, c.Bool("quiet"), progressInterval)
 	rep, err := pack.Export(c.Context, refs, pack.Options{
 		Output:        c.String("output"),
@@ -70,6 +86,7 @@ func runExport(c *cli.Context, s streams, refs []string) error {
 		Platforms:     c.StringSlice("platform"),
 		NoReferrers:   c.Bool("no-referrers"),
 		ArtifactTypes: c.StringSlice("artifact-type"),
+		Images:        images,
 		AllowEmpty:    c.Bool("allow-empty"),
 		Force:         c.Bool("force"),
 		Concurrency:   c.Int("concurrency"),
@@ -89,6 +106,34 @@ func runExport(c *cli.Context, s streams, refs []string) error {
 		return writeJSON(s.out, rep)
 	}
 	return nil
+}
+
+// specImages reads -f and --images-from, before any network use: a
+// mistake in them is bad usage, named by file, line and column.
+func specImages(c *cli.Context) ([]spec.Image, error) {
+	var all []spec.Image
+	if files := c.StringSlice("file"); len(files) > 0 {
+		imgs, err := spec.Load(files...)
+		if err != nil {
+			return nil, usagef(c, "%w", err)
+		}
+		all = append(all, imgs...)
+	}
+	for _, f := range c.StringSlice("images-from") {
+		imgs, err := spec.LoadList(f)
+		if err != nil {
+			return nil, usagef(c, "%w", err)
+		}
+		all = append(all, imgs...)
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	all, err := spec.Merge(all)
+	if err != nil {
+		return nil, usagef(c, "%w", err)
+	}
+	return all, nil
 }
 
 func exportSummary(w io.Writer, r *pack.Report) {
