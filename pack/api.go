@@ -23,8 +23,16 @@ type Options struct {
 	Images []spec.Image
 	// AllowEmpty turns "the filters keep nothing of this image" from an
 	// error into a notice.
-	AllowEmpty  bool
-	Force       bool   // replace an existing Output
+	AllowEmpty bool
+	Force      bool // replace an existing Output
+	// DryRun stops after the plan: Report.Plan says what the export would
+	// do, and no blob is fetched.
+	DryRun bool
+	// Since are earlier bundles or receipts: the blobs they hold are left
+	// out (manifests always travel), and index.json names them.
+	Since []string
+	// OnPlan, when set, is given the plan's numbers before the transfer.
+	OnPlan      func(*PlanReport)
 	Concurrency int    // default 8
 	CacheDir    string // content cache; "" means <user cache dir>/bundle/content
 	Remote      remote.Options
@@ -50,6 +58,8 @@ type Report struct {
 	ArchiveSize  int64         `json:"archiveSize"`
 	Skipped      []string      `json:"skippedForeignLayers,omitempty"`
 	Duration     time.Duration `json:"durationNs"`
+	DryRun       bool          `json:"dryRun,omitempty"`
+	Plan         PlanReport    `json:"plan"`
 }
 
 // ImageReport describes one exported reference.

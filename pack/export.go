@@ -43,7 +43,22 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := buildIndex(plan)
+	var lo *leftOut
+	if len(opts.Since) > 0 {
+		ids, held, err := loadBases(ctx, opts.Since)
+		if err != nil {
+			return nil, err
+		}
+		plan, lo = cut(plan, ids, held)
+	}
+	sum := summarize(ctx, src, plan, lo)
+	if opts.OnPlan != nil {
+		opts.OnPlan(&sum)
+	}
+	if opts.DryRun {
+		return &Report{Plan: sum, DryRun: true, Images: sum.Images, Duration: time.Since(start)}, nil
+	}
+	index, err := buildIndex(plan, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +67,7 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := report(plan, st, res, comp, opts.Output)
+	rep.Plan = sum
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
@@ -70,7 +86,7 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 	if err != nil {
 		return opts, "", err
 	}
-	if err := checkOutput(opts.Output, opts.Force); err != nil {
+	if err := checkOutput(opts.Output, opts.Force); err != nil && !opts.DryRun {
 		return opts, "", err
 	}
 	if opts.Concurrency <= 0 {

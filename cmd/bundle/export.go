@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -33,6 +34,8 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			&cli.StringSliceFlag{Name: "artifact-type", Usage: "keep only referrers of this `TYPE` (repeat for more)"},
 			&cli.StringFlag{Name: "cache", Usage: "content cache `DIR` (default: the user cache directory)", TakesFile: true},
 			&cli.BoolFlag{Name: "force", Usage: "replace --output (and its .sha256) if it exists"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "resolve everything and print the plan; fetch no blob, write nothing"},
+			&cli.StringSliceFlag{Name: "since", Usage: "leave out the blobs the earlier bundle or receipt `BASE` holds (repeat for a chain)", TakesFile: true},
 			&cli.BoolFlag{Name: "allow-empty", Usage: "export the other images when --platform or --artifact-type keeps nothing of one"},
 		}, remoteFlags()...),
 		Action: func(c *cli.Context) error {
@@ -67,6 +70,11 @@ func exportCommand(s streams, parseOnly bool) *cli.Command {
 			if err := checkConcurrency(c); err != nil {
 				return err
 			}
+			for _, b := range c.StringSlice("since") {
+				if _, err := os.Stat(b); err != nil && !parseOnly {
+					return usagef(c, "--since %s: %w: name an earlier bundle or a receipt", b, err)
+				}
+			}
 			if parseOnly {
 				return nil
 			}
@@ -87,6 +95,8 @@ func runExport(c *cli.Context, s streams, refs []string, images []spec.Image) er
 		NoReferrers:   c.Bool("no-referrers"),
 		ArtifactTypes: c.StringSlice("artifact-type"),
 		Images:        images,
+		DryRun:        c.Bool("dry-run"),
+		Since:         c.StringSlice("since"),
 		AllowEmpty:    c.Bool("allow-empty"),
 		Force:         c.Bool("force"),
 		Concurrency:   c.Int("concurrency"),
@@ -94,12 +104,17 @@ func runExport(c *cli.Context, s streams, refs []string, images []spec.Image) er
 		Remote:        remoteOptions(c),
 		Progress:      display,
 		Notice:        notice(c, display),
+		OnPlan: func(p *pack.PlanReport) {
+			if !c.Bool("quiet") {
+				planSummary(display, p)
+			}
+		},
 	})
 	display.Close()
 	if err != nil {
 		return fmt.Errorf("export to %s: %w", c.String("output"), err)
 	}
-	if !c.Bool("quiet") {
+	if !c.Bool("quiet") && !rep.DryRun {
 		exportSummary(s.err, rep)
 	}
 	if c.Bool("json") {
@@ -134,6 +149,19 @@ func specImages(c *cli.Context) ([]spec.Image, error) {
 		return nil, usagef(c, "%w", err)
 	}
 	return all, nil
+}
+
+// planSummary prints the plan's numbers: all of a dry run, and the first
+// lines of a real export.
+func planSummary(w io.Writer, p *pack.PlanReport) {
+	for _, sel := range p.Selections {
+		fmt.Fprintf(w, "%s: %s selects %d tag(s): %s\n", sel.Repository, sel.Rule, len(sel.Tags), strings.Join(sel.Tags, ", "))
+	}
+	fmt.Fprintf(w, "plan: %d image(s), %d platform(s), %d referrer(s); %d blobs (%d manifests), %s: %s to fetch, %s in the cache\n",
+		len(p.Images), p.Platforms, p.Referrers, p.Blobs, p.Manifests, progress.Bytes(p.BytesTotal), progress.Bytes(p.BytesToFetch), progress.Bytes(p.BytesCached))
+	if len(p.Bases) > 0 {
+		fmt.Fprintf(w, "plan: %d blobs (%s) left out, held by base %s\n", p.LeftOut, progress.Bytes(p.BytesLeftOut), strings.Join(p.Bases, ", "))
+	}
 }
 
 func exportSummary(w io.Writer, r *pack.Report) {
