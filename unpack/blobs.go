@@ -146,7 +146,9 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 	var keep []*blobJob
 	for _, j := range jobs {
 		switch {
-		case present(j.desc.Digest):
+		case present(j.desc.Digest), j.holder != "":
+			// Absent but on the target in another repository (left out
+			// of an incremental bundle): a cross-repo mount brings it.
 			keep = append(keep, j)
 		case graph.IsForeign(j.desc):
 			im.notice("foreign layer %s is not in the bundle: the target must fetch it from its URLs", j.desc.Digest)
@@ -251,6 +253,9 @@ func (im *importer) readBlobs(ctx context.Context, jobs []*blobJob) error {
 	}
 	return forEach(ctx, min(im.opts.Concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
+		if _, ok := im.b.Present[j.desc.Digest]; !ok {
+			return nil // to be mounted from the repository that has it
+		}
 		rc, err := im.b.Open(ocispec.Descriptor{Digest: j.desc.Digest, Size: j.desc.Size})
 		if err != nil {
 			im.blobError(j.desc, j.missing[0], err)

@@ -28,7 +28,17 @@ type Inventory struct {
 	// WrittenByBundle says index.json was checked against the digest
 	// bundle recorded in oci-layout.
 	WrittenByBundle bool `json:"writtenByBundle"`
+	// Bundle is the digest of index.json: the identity an incremental
+	// bundle names its base by. Base is set for an incremental bundle.
+	Bundle string       `json:"bundle,omitempty"`
+	Base   *Incremental `json:"base,omitempty"`
+
+	receipt    *Receipt
+	receiptErr error
 }
+
+// Receipt describes the bundle as a base for `bundle export --since`.
+func (inv *Inventory) Receipt() (*Receipt, error) { return inv.receipt, inv.receiptErr }
 
 // Node is an image, a platform of an index, or a referrer.
 type Node struct {
@@ -90,6 +100,11 @@ func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error)
 	default: // standard input
 		inv.ArchiveSize = b.BytesRead()
 	}
+	if b.Written() {
+		inv.Bundle = b.Info.IndexDigest.String()
+	}
+	inv.Base = b.Incremental()
+	inv.receipt, inv.receiptErr = ReceiptOf(b)
 	newTree(b).build(inv)
 	return inv, nil
 }
