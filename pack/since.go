@@ -21,9 +21,9 @@ type leftOut struct {
 
 // loadBases reads what earlier bundles or receipts say the far side holds.
 // Several make a chain: everything any of them carried is left out.
-func loadBases(ctx context.Context, paths []string) ([]string, map[digest.Digest]bool, error) {
+func loadBases(ctx context.Context, paths []string) ([]string, map[digest.Digest]map[string]bool, error) {
 	var ids []string
-	held := map[digest.Digest]bool{}
+	held := map[digest.Digest]map[string]bool{}
 	for _, p := range paths {
 		r, err := verify.LoadBase(ctx, p)
 		if err != nil {
@@ -32,19 +32,27 @@ func loadBases(ctx context.Context, paths []string) ([]string, map[digest.Digest
 		if !slices.Contains(ids, r.Bundle) {
 			ids = append(ids, r.Bundle)
 		}
-		for d := range r.Held() {
-			held[d] = true
+		for d, repos := range r.Held() {
+			if held[d] == nil {
+				held[d] = map[string]bool{}
+			}
+			for repo := range repos {
+				held[d][repo] = true
+			}
 		}
 	}
 	return ids, held, nil
 }
 
 // cut filters the plan: blobs the bases hold stay behind; manifests and
-// indexes always travel, being small and what import pushes and tags.
-func cut(p *Plan, ids []string, held map[digest.Digest]bool) (*Plan, *leftOut) {
+// indexes always travel, being small and what import pushes and tags. A
+// blob stays behind only when the base holds it in a repository of an
+// image that needs it now: the importer asks those repositories for it,
+// and mounts it from there into the others.
+func cut(p *Plan, ids []string, held map[digest.Digest]map[string]bool) (*Plan, *leftOut) {
 	lo := &leftOut{bases: ids}
 	out := p.Filter(func(n *Node) bool {
-		if n.IsManifest() || !held[n.Desc.Digest] {
+		if n.IsManifest() || !heldFor(n, held[n.Desc.Digest]) {
 			return true
 		}
 		lo.blobs = append(lo.blobs, n.Desc.Digest)
@@ -62,4 +70,14 @@ func (lo *leftOut) annotations() map[string]string {
 		verify.AnnotationLeftOut:       strconv.Itoa(len(lo.blobs)),
 		verify.AnnotationLeftOutDigest: verify.LeftOutDigest(lo.blobs).String(),
 	}
+}
+
+// heldFor reports whether a repository of an image that reaches n holds it.
+func heldFor(n *Node, repos map[string]bool) bool {
+	for _, ref := range n.Refs {
+		if repos[verify.RepositoryPath(ref)] {
+			return true
+		}
+	}
+	return false
 }

@@ -62,6 +62,11 @@ func (im *importer) checkBase(ctx context.Context) error {
 		return err
 	}
 	somewhere := map[digest.Digest]bool{}
+	for _, q := range qs {
+		if im.holderOf(q.d) != "" {
+			somewhere[q.d] = true
+		}
+	}
 	for i, q := range qs {
 		if answers[i] {
 			somewhere[q.d] = true
@@ -96,4 +101,17 @@ func (im *importer) imageIn(repo string) string {
 		}
 	}
 	return im.reg.name(repo)
+}
+
+// holderOf names a repository below an image the target has already that
+// holds blob d, "" for none: a mount source needing no question.
+func (im *importer) holderOf(d digest.Digest) string {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	for _, name := range im.plan.names {
+		if im.blobsThere[name][d] {
+			return name
+		}
+	}
+	return ""
 }

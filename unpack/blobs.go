@@ -63,6 +63,9 @@ func (im *importer) checkTarget(ctx context.Context) ([]*blobJob, error) {
 			j = &blobJob{desc: q.desc}
 			jobs[q.desc.Digest] = j
 		}
+		if j.holder == "" {
+			j.holder = im.holderOf(q.desc.Digest)
+		}
 		if answers[i] {
 			im.report.Skipped++
 			if j.holder == "" {

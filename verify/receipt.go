@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 )
@@ -43,6 +45,11 @@ type Receipt struct {
 	// incremental bundle left out: the import checked the target has them.
 	Manifests []string `json:"manifests"`
 	Blobs     []string `json:"blobs"`
+	// Repositories lists, per source repository path (the host left out,
+	// as import does), the blobs its images need: a blob is left out of
+	// the next bundle only for an image of a repository that has it, so
+	// that the importer finds it there (and mounts it from there).
+	Repositories map[string][]string `json:"repositories"`
 }
 
 // ReceiptImage is one image of the bundle.
@@ -74,7 +81,7 @@ func ReceiptOf(b *Bundle) (*Receipt, error) {
 		}
 		r.Manifests = append(r.Manifests, n.Desc.Digest.String())
 		for _, c := range n.Children() {
-			if !graph.IsManifest(c.MediaType) && !graph.IsForeign(c) && b.Graph.Node(c.Digest) == nil {
+			if isBlob(b, c) {
 				blobs[c.Digest.String()] = true
 			}
 		}
@@ -84,14 +91,83 @@ func ReceiptOf(b *Bundle) (*Receipt, error) {
 	}
 	slices.Sort(r.Manifests)
 	slices.Sort(r.Blobs)
+	r.Repositories = blobsByRepository(b)
 	return r, nil
 }
 
-// Held is every digest the receipt says the target holds.
-func (r *Receipt) Held() map[digest.Digest]bool {
-	out := make(map[digest.Digest]bool, len(r.Manifests)+len(r.Blobs))
-	for _, s := range append(slices.Clone(r.Manifests), r.Blobs...) {
-		out[digest.Digest(s)] = true
+func isBlob(b *Bundle, c ocispec.Descriptor) bool {
+	return !graph.IsManifest(c.MediaType) && !graph.IsForeign(c) && b.Graph.Node(c.Digest) == nil
+}
+
+// blobsByRepository walks from each named image (children and referrers,
+// each manifest once per repository) to the blobs it needs.
+func blobsByRepository(b *Bundle) map[string][]string {
+	seen := map[string]map[digest.Digest]bool{}
+	out := map[string][]string{}
+	for _, root := range b.Graph.Roots {
+		repo := RepositoryPath(root.Name)
+		if root.Name == "" || repo == "" {
+			continue
+		}
+		if seen[repo] == nil {
+			seen[repo] = map[digest.Digest]bool{}
+		}
+		queue := []ocispec.Descriptor{root.Desc}
+		for len(queue) > 0 {
+			d := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			if seen[repo][d.Digest] {
+				continue
+			}
+			seen[repo][d.Digest] = true
+			n := b.Graph.Node(d.Digest)
+			if n == nil {
+				if isBlob(b, d) {
+					out[repo] = append(out[repo], d.Digest.String())
+				}
+				continue
+			}
+			queue = append(queue, n.Children()...)
+			for _, ref := range n.Referrers {
+				queue = append(queue, ref.Desc)
+			}
+		}
+	}
+	for repo := range out {
+		slices.Sort(out[repo])
+	}
+	return out
+}
+
+// RepositoryPath is the repository of a full reference without its host,
+// tag or digest: "reg:5000/team/app:1.0" is "team/app". Import keeps that
+// path (under its prefix) whatever the source host.
+func RepositoryPath(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		ref = ref[:i]
+	}
+	_, p, ok := strings.Cut(ref, "/")
+	if !ok {
+		return ""
+	}
+	return p
+}
+
+// Held is, for each blob the receipt says the target holds, the
+// repositories (paths without host) it holds it in.
+func (r *Receipt) Held() map[digest.Digest]map[string]bool {
+	out := make(map[digest.Digest]map[string]bool, len(r.Blobs))
+	for repo, ds := range r.Repositories {
+		for _, s := range ds {
+			d := digest.Digest(s)
+			if out[d] == nil {
+				out[d] = map[string]bool{}
+			}
+			out[d][repo] = true
+		}
 	}
 	return out
 }
@@ -129,7 +205,11 @@ func ParseReceipt(name string, data []byte) (*Receipt, error) {
 	if r.Kind != ReceiptKind || r.SchemaVersion != ReceiptVersion {
 		return nil, fmt.Errorf("receipt %s: kind %q version %d, want %q version %d", name, r.Kind, r.SchemaVersion, ReceiptKind, ReceiptVersion)
 	}
-	for _, s := range append(append([]string{r.Bundle}, r.Manifests...), r.Blobs...) {
+	all := append(append([]string{r.Bundle}, r.Manifests...), r.Blobs...)
+	for _, ds := range r.Repositories {
+		all = append(all, ds...)
+	}
+	for _, s := range all {
 		if err := digest.Digest(s).Validate(); err != nil {
 			return nil, fmt.Errorf("receipt %s: %q: %w", name, s, err)
 		}

@@ -1,9 +1,12 @@
 package roundtrip
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
+	stdio "io"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -229,5 +232,137 @@ func sameTargets(t *testing.T, got, want *testregistry.Registry, sig, subject oc
 	g, w := list(got), list(want)
 	if !maps.Equal(g, w) || !w[sig.Digest] {
 		t.Errorf("referrers of team/d: %v, a full sync has %v (want %s among them)", g, w, sig.Digest)
+	}
+}
+
+// TestIncrementalMountsLeftOutBlobsFromAnotherRepository: a new image in
+// a new repository shares base layers that the base carried for another
+// image of the bundle. The target has them, under the other repository:
+// the import mounts them rather than refusing. (A blob is left out only
+// for a repository the base had it in: otherwise the importer could not
+// know where on the target to look.)
+func TestIncrementalMountsLeftOutBlobsFromAnotherRepository(t *testing.T) {
+	ctx := context.Background()
+	src := testregistry.NewDistribution(t)
+	dst := testregistry.NewDistribution(t)
+	dir := t.TempDir()
+	base := src.PushImage(t, "base/os", "1", testregistry.ImageSpec{Seed: 200, Layers: 2})
+	src.PushImage(t, "team/a", "1", testregistry.ImageSpec{Seed: 201, Layers: 1, Shared: base.Layers})
+	opts := func(out string, since ...string) pack.Options {
+		return pack.Options{Output: filepath.Join(dir, out), CacheDir: filepath.Join(dir, "cache"), Since: since, Remote: remote.Options{PlainHTTP: true}}
+	}
+	o1 := opts("w1.tar")
+	if _, err := pack.Export(ctx, []string{src.Ref("team/a", "1")}, o1); err != nil {
+		t.Fatal(err)
+	}
+	io := unpack.Options{Target: dst.Host, Remote: remote.Options{PlainHTTP: true}}
+	if _, err := unpack.Import(ctx, o1.Output, io); err != nil {
+		t.Fatal(err)
+	}
+	f := src.PushImage(t, "team/f", "1", testregistry.ImageSpec{Seed: 202, Layers: 1, Shared: base.Layers})
+	o2 := opts("w2.tar", o1.Output)
+	rep, err := pack.Export(ctx, []string{src.Ref("team/a", "1"), src.Ref("team/f", "1")}, o2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a's config and layer, and the base layers a and f share: held by
+	// team/a, which needs them still.
+	if rep.Plan.LeftOut != 4 {
+		t.Errorf("%d blobs left out, want 4", rep.Plan.LeftOut)
+	}
+	ir, err := unpack.Import(ctx, o2.Output, io)
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if got, _, ok := dst.GetManifest(t, "team/f", "1"); !ok || got.Digest != f.Desc.Digest {
+		t.Errorf("team/f:1 on the target: %v %s, want %s", ok, got.Digest, f.Desc.Digest)
+	}
+	if ir.Mounted != 2 {
+		t.Errorf("%d blobs mounted, want the 2 base layers", ir.Mounted)
+	}
+}
+
+// TestVerifyTellsALeftOutBlobFromAHole: an incremental bundle that lost a
+// blob its base does not account for is damaged, and import refuses it
+// before pushing.
+func TestVerifyTellsALeftOutBlobFromAHole(t *testing.T) {
+	ctx := context.Background()
+	src := testregistry.NewDistribution(t)
+	dir := t.TempDir()
+	base := src.PushImage(t, "base/os", "1", testregistry.ImageSpec{Seed: 300, Layers: 2})
+	src.PushImage(t, "team/a", "1", testregistry.ImageSpec{Seed: 301, Layers: 1, Shared: base.Layers})
+	o := pack.Options{Output: filepath.Join(dir, "w1.tar"), CacheDir: filepath.Join(dir, "cache"), Remote: remote.Options{PlainHTTP: true}}
+	if _, err := pack.Export(ctx, []string{src.Ref("team/a", "1")}, o); err != nil {
+		t.Fatal(err)
+	}
+	b2 := src.PushImage(t, "team/a", "2", testregistry.ImageSpec{Seed: 302, Layers: 1, Shared: base.Layers})
+	o2 := o
+	o2.Output, o2.Since = filepath.Join(dir, "w2.tar"), []string{o.Output}
+	if _, err := pack.Export(ctx, []string{src.Ref("team/a", "2")}, o2); err != nil {
+		t.Fatal(err)
+	}
+	holed := filepath.Join(dir, "holed.tar")
+	dropEntry(t, o2.Output, holed, "blobs/"+strings.Replace(b2.Layers[2].Digest.String(), ":", "/", 1))
+	rep, err := verify.Check(ctx, holed, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]bool{}
+	for _, p := range rep.Problems {
+		codes[p.Code] = true
+	}
+	if rep.OK || !codes["base-mismatch"] || !codes["missing-blob"] {
+		t.Errorf("verify of a holed incremental bundle: ok %v, problems %+v; want base-mismatch and missing-blob", rep.OK, rep.Problems)
+	}
+	dst := testregistry.NewDistribution(t)
+	_, err = unpack.Import(ctx, holed, unpack.Options{Target: dst.Host, Remote: remote.Options{PlainHTTP: true}})
+	if err == nil || !strings.Contains(err.Error(), "nothing was pushed") {
+		t.Errorf("import of a holed incremental bundle: %v", err)
+	}
+	if n := dst.Count("PUT", "") + dst.Count("POST", ""); n != 0 {
+		t.Errorf("%d writes to the target", n)
+	}
+}
+
+// dropEntry copies the plain tar in to out without the entry name; the
+// .sha256 beside it is not copied.
+func dropEntry(t *testing.T, in, out, name string) {
+	t.Helper()
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	tr, tw := tar.NewReader(f), tar.NewWriter(g)
+	dropped := false
+	for {
+		h, err := tr.Next()
+		if err == stdio.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name == name {
+			dropped = true
+			continue
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stdio.Copy(tw, tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !dropped {
+		t.Fatalf("%s has no entry %s", in, name)
 	}
 }
