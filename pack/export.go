@@ -68,6 +68,8 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	}
 	rep := report(plan, st, res, comp, opts.Output)
 	rep.Plan = sum
+	// What --since left out is no dedup saving.
+	rep.BytesDeduped = max(rep.BytesDeduped-sum.BytesLeftOut, 0)
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
@@ -418,7 +420,6 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		Output:       out,
 		SHA256:       res.sha256,
 		Compression:  string(comp),
-		Images:       []ImageReport{},
 		Referrers:    len(uniqueReferrers(p)),
 		Blobs:        len(p.Nodes),
 		BytesFetched: st.fetched.Load(),
@@ -428,23 +429,10 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		Skipped:      p.Skipped,
 	}
 	var perImage int64
-	var plats []string
+	rep.Images, rep.Platforms = imageReports(p)
 	for _, img := range p.Images {
-		rep.Images = append(rep.Images, ImageReport{
-			Reference: img.Ref,
-			Digest:    img.Desc.Digest.String(),
-			MediaType: img.Desc.MediaType,
-			Platforms: img.Platforms,
-			Referrers: img.Referrers,
-		})
 		perImage += img.Size
-		for _, pl := range img.Platforms {
-			if !slices.Contains(plats, pl) {
-				plats = append(plats, pl)
-			}
-		}
 	}
-	rep.Platforms = len(plats)
 	rep.BytesDeduped = max(perImage-rep.BytesTotal, 0)
 	for _, n := range p.Nodes {
 		if n.IsManifest() {
@@ -452,6 +440,27 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		}
 	}
 	return rep
+}
+
+// imageReports lists the plan's images and counts their distinct platforms.
+func imageReports(p *Plan) ([]ImageReport, int) {
+	out := []ImageReport{}
+	var plats []string
+	for _, img := range p.Images {
+		out = append(out, ImageReport{
+			Reference: img.Ref,
+			Digest:    img.Desc.Digest.String(),
+			MediaType: img.Desc.MediaType,
+			Platforms: img.Platforms,
+			Referrers: img.Referrers,
+		})
+		for _, pl := range img.Platforms {
+			if !slices.Contains(plats, pl) {
+				plats = append(plats, pl)
+			}
+		}
+	}
+	return out, len(plats)
 }
 
 func uniqueReferrers(p *Plan) map[digest.Digest]bool {

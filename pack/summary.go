@@ -2,7 +2,6 @@ package pack
 
 import (
 	"context"
-	"slices"
 )
 
 // PlanReport is the plan in numbers, before any blob is fetched: what
@@ -27,23 +26,8 @@ type PlanReport struct {
 // summarize counts the plan. Manifests read while planning are held in
 // memory for the writer: fetched already, they count as neither.
 func summarize(ctx context.Context, src *source, p *Plan, cut *leftOut) PlanReport {
-	r := PlanReport{Images: []ImageReport{}, Selections: p.Selections, Referrers: len(uniqueReferrers(p)), Blobs: len(p.Nodes), BytesTotal: p.Size()}
-	var plats []string
-	for _, img := range p.Images {
-		r.Images = append(r.Images, ImageReport{
-			Reference: img.Ref,
-			Digest:    img.Desc.Digest.String(),
-			MediaType: img.Desc.MediaType,
-			Platforms: img.Platforms,
-			Referrers: img.Referrers,
-		})
-		for _, pl := range img.Platforms {
-			if !slices.Contains(plats, pl) {
-				plats = append(plats, pl)
-			}
-		}
-	}
-	r.Platforms = len(plats)
+	r := PlanReport{Selections: p.Selections, Referrers: len(uniqueReferrers(p)), Blobs: len(p.Nodes), BytesTotal: p.Size()}
+	r.Images, r.Platforms = imageReports(p)
 	for _, n := range p.Nodes {
 		if n.IsManifest() {
 			r.Manifests++

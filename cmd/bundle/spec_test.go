@@ -54,3 +54,11 @@ func TestExportSpecMistakesAreUsageErrors(t *testing.T) {
 		t.Errorf("%d connections to the registry before the spec was found wrong", n)
 	}
 }
+
+func TestExportSinceMustNameAFile(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runBundle(t, "export", "--since", filepath.Join(dir, "week47.tar.zst"), "-o", filepath.Join(dir, "out.tar"), "127.0.0.1:1/a:1")
+	if code != exitUsage || !strings.Contains(stderr, "week47.tar.zst") {
+		t.Errorf("exit %d, stderr %q; want exit 2 naming the base", code, stderr)
+	}
+}
