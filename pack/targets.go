@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/containerd/platforms"
 
@@ -101,9 +100,8 @@ func targets(ctx context.Context, src *source, refs []string, opts Options) ([]t
 			if opts.Notice != nil {
 				opts.Notice("%s: left out (--allow-empty)", msg)
 			}
-		} else if opts.Notice != nil {
-			opts.Notice("%s: %s selects %s", sel.Repository, sel.Rule, strings.Join(sel.Tags, ", "))
 		}
+		// What was chosen is in the plan (Plan.Selections), printed with it.
 		sels = append(sels, sel)
 		for _, t := range sel.Tags {
 			out = append(out, target{ref: sel.Repository + ":" + t, w: w})
