@@ -2,9 +2,6 @@ package spec
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/distribution/reference"
 )
@@ -41,9 +38,3 @@ func key(img Image) string {
 	}
 	return ref
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func sortStrings(s []string) { slices.Sort(s) }
-
-func join(s []string, sep string) string { return strings.Join(s, sep) }

@@ -1,11 +1,13 @@
 package spec
 
 import (
-	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 	"github.com/containerd/platforms"
@@ -117,10 +119,6 @@ func (p *parser) errorf(n *yaml.Node, format string, args ...any) error {
 // yamlError turns the library's syntax error, which says "line N: ...",
 // into an Error at that line.
 func (p *parser) yamlError(err error) error {
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		return &Error{Pos: Position{p.file, 1, 1}, Msg: err.Error()}
-	}
 	line, col := 1, 1
 	var n int
 	msg := err.Error()
@@ -157,12 +155,7 @@ func (p *parser) mapping(n *yaml.Node, what string, keys map[string]func(*yaml.N
 }
 
 func known(keys map[string]func(*yaml.Node) error) string {
-	var names []string
-	for k := range keys {
-		names = append(names, k)
-	}
-	sortStrings(names)
-	return join(names, ", ")
+	return strings.Join(slices.Sorted(maps.Keys(keys)), ", ")
 }
 
 func (p *parser) scalar(n *yaml.Node, what string) (string, error) {

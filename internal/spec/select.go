@@ -3,6 +3,7 @@ package spec
 import (
 	"cmp"
 	"slices"
+	"strconv"
 
 	"github.com/Masterminds/semver/v3"
 )
@@ -74,7 +75,7 @@ func (r *TagRule) String() string {
 		if s != "" {
 			s += ", "
 		}
-		s += "newest " + itoa(r.Newest)
+		s += "newest " + strconv.Itoa(r.Newest)
 	}
 	return s
 }
