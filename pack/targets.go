@@ -88,7 +88,7 @@ func targets(ctx context.Context, src *source, refs []string, opts Options) ([]t
 			out = append(out, target{ref: img.Ref, w: w})
 			continue
 		}
-		sel, err := selectTags(ctx, src.client, img)
+		sel, err := selectTags(ctx, src.client, img, tagPageSize)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -113,15 +113,15 @@ func targets(ctx context.Context, src *source, refs []string, opts Options) ([]t
 	return out, sels, nil
 }
 
-// selectTags reads the repository's tag list (every page) and applies the
-// entry's rule.
-func selectTags(ctx context.Context, client *remote.Client, img spec.Image) (Selection, error) {
+// selectTags reads the repository's tag list (every page, n tags a page)
+// and applies the entry's rule.
+func selectTags(ctx context.Context, client *remote.Client, img spec.Image, n int) (Selection, error) {
 	host, repo, _, _, err := remote.SplitReference(img.Ref)
 	if err != nil {
 		return Selection{}, fmt.Errorf("%s: %w", img.Pos, err)
 	}
 	name := host + "/" + repo
-	tags, err := client.Tags(ctx, name, tagPageSize, img.Tags.Match)
+	tags, err := client.Tags(ctx, name, n, img.Tags.Match)
 	if err != nil {
 		return Selection{}, fmt.Errorf("%s: selecting tags: %w", img.Pos, remote.Explain(err, name))
 	}

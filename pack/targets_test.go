@@ -99,3 +99,29 @@ func TestExportAppliesEachEntrysOptions(t *testing.T) {
 		t.Errorf("b's referrer travelled although its entry says referrers: false")
 	}
 }
+
+// TestTagSelectionReadsEveryPage: the newest tags may be on the last page.
+func TestTagSelectionReadsEveryPage(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	tags := []string{"1.23.4", "1.24.0", "1.24.1", "1.25.0-rc.1", "1.25.0", "latest"}
+	for i, tag := range tags {
+		r.PushImage(t, "team/app", tag, testregistry.ImageSpec{Seed: int64(20 + i)})
+	}
+	imgs, err := spec.Parse("s.yaml", []byte("images:\n  - ref: "+r.Host+"/team/app\n    tags: {semver: '>=1.24', newest: 2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions(t, "b.tar")
+	_, client := opts.Remote.Connect(context.Background())
+	r.ResetCounts()
+	sel, err := selectTags(context.Background(), client, imgs[0], 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sel.Tags, []string{"1.25.0", "1.24.1"}) {
+		t.Errorf("selected %v, want [1.25.0 1.24.1]", sel.Tags)
+	}
+	if n := r.Count("GET", "tags"); n < 3 {
+		t.Errorf("%d tag list requests for 6 tags 2 a page, want 3 or more", n)
+	}
+}
