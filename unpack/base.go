@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	digest "github.com/opencontainers/go-digest"
+
+	"github.com/bundle-dev/bundle/internal/graph"
 )
 
 // errBaseMissing marks an incremental bundle whose base the target lacks.
@@ -17,34 +19,38 @@ var errBaseMissing = errors.New("the target lacks blobs this incremental bundle 
 // HEAD, side by side, before anything is pushed. A blob found in another
 // repository of the import will be mounted from there. If any is lacking
 // the import stops: importing the base first is the fix, and pushing the
-// rest would leave manifests nobody can pull.
+// rest would leave manifests nobody can pull. A stream cannot say which
+// blobs it left out before it is read: then every blob is asked for, and
+// the import stops when the target lacks more than the stream carries.
 func (im *importer) checkBase(ctx context.Context) error {
 	inc := im.b.Incremental()
 	if inc == nil {
 		return nil
 	}
-	if !im.b.Random {
-		// A stream says what it holds only once read: the blobs left out
-		// are found missing then, as any absent blob is.
-		im.notice("incremental bundle (base %s) read as a stream: the blobs its base carried are checked on the target as they are needed, not before", strings.Join(inc.Bases, ","))
-		return nil
-	}
-	absent, ok := im.b.FromBase()
-	if !ok {
-		return fmt.Errorf("the bundle says %d blobs were left out for its base %s, but %d are absent and they are not that list: run bundle verify on it; nothing was pushed", inc.LeftOut, strings.Join(inc.Bases, ","), len(absent))
-	}
-	want := map[digest.Digest]bool{}
-	for _, d := range absent {
-		want[d.Digest] = true
+	var want map[digest.Digest]bool // nil: every blob (a stream)
+	if im.b.Random {
+		absent, ok := im.b.FromBase()
+		if !ok {
+			return fmt.Errorf("the bundle says %d blobs were left out for its base %s, but %d are absent and they are not that list: run bundle verify on it; nothing was pushed", inc.LeftOut, strings.Join(inc.Bases, ","), len(absent))
+		}
+		want = map[digest.Digest]bool{}
+		for _, d := range absent {
+			want[d.Digest] = true
+		}
 	}
 	type question struct {
 		repo string
 		d    digest.Digest
 	}
 	var qs []question
+	needed := map[digest.Digest]bool{}
 	for _, name := range im.plan.names {
 		for _, b := range im.plan.repos[name].blobs {
-			if want[b.Digest] && !im.blobThere(name, b.Digest) {
+			if graph.IsForeign(b) {
+				continue
+			}
+			needed[b.Digest] = true
+			if (want == nil || want[b.Digest]) && !im.blobThere(name, b.Digest) {
 				qs = append(qs, question{name, b.Digest})
 			}
 		}
@@ -83,11 +89,22 @@ func (im *importer) checkBase(ctx context.Context) error {
 			lacking = append(lacking, fmt.Sprintf("%s (%s)", q.d, im.imageIn(q.repo)))
 		}
 	}
+	if want == nil {
+		// A stream says which blobs it holds only once read. It holds
+		// all but LeftOut of those it needs: if the target lacks more
+		// than that, some left-out blob is certainly lacking. (Fewer is
+		// checked blob by blob as the stream brings them.)
+		if carried := len(needed) - inc.LeftOut; len(seen) > carried {
+			return fmt.Errorf("%w: the target lacks %d of the %d blobs the bundle needs, but the bundle carries only %d (it left %d out), such as %s: import the base bundle %s first; nothing was pushed",
+				errBaseMissing, len(seen), len(needed), carried, inc.LeftOut, strings.Join(lacking, ", "), strings.Join(inc.Bases, " or "))
+		}
+		return nil
+	}
 	if len(seen) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: %d of the %d blobs left out are on no repository of %s, such as %s: import the base bundle %s first (bundle inspect shows a bundle's index.json digest); nothing was pushed",
-		errBaseMissing, len(seen), len(absent), im.t.host, strings.Join(lacking, ", "), strings.Join(inc.Bases, " or "))
+		errBaseMissing, len(seen), len(want), im.t.host, strings.Join(lacking, ", "), strings.Join(inc.Bases, " or "))
 }
 
 // maxNamed is how many lacking blobs an error names.

@@ -220,7 +220,12 @@ func (im *importer) pushBlobsStream(ctx context.Context, jobs []*blobJob) error 
 	for _, j := range byDigest {
 		rest = append(rest, j)
 	}
-	im.missingBlobs(rest, func(digest.Digest) bool { return false })
+	for _, j := range im.missingBlobs(rest, func(digest.Digest) bool { return false }) {
+		// Not in the stream, on the target elsewhere: mounted from there.
+		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
+			return nil, fmt.Errorf("blob %s: %w, and the target would not mount it from %s", j.desc.Digest, graph.ErrAbsent, im.reg.name(j.holder))
+		})
+	}
 	return nil
 }
 

@@ -127,6 +127,19 @@ func threeWeeks(t *testing.T, newTarget func(testing.TB) *testregistry.Registry)
 	if n, m := behind.Count("PUT", ""), behind.Count("POST", ""); n+m != 0 {
 		t.Errorf("the refused import made %d PUTs and %d POSTs, want none", n, m)
 	}
+	// Read as a stream (standard input), it is refused before any write too.
+	f, err := os.Open(w3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = unpack.Import(ctx, "-", unpack.Options{Target: behind.Host + "/mirror", Stdin: f, Remote: remote.Options{PlainHTTP: true}})
+	if err == nil || !strings.Contains(err.Error(), "import the base bundle") {
+		t.Errorf("importing week 3 from a stream without week 2: %v; want a refusal naming the base", err)
+	}
+	if n, m := behind.Count("PUT", ""), behind.Count("POST", ""); n+m != 0 {
+		t.Errorf("the refused stream import made %d PUTs and %d POSTs, want none", n, m)
+	}
 
 	if err := imp(target, w3, ""); err != nil {
 		t.Fatalf("import week 3: %v", err)
@@ -253,6 +266,14 @@ func sameTargets(t *testing.T, got, want *testregistry.Registry, subject ocispec
 // for a repository the base had it in: otherwise the importer could not
 // know where on the target to look.)
 func TestIncrementalMountsLeftOutBlobsFromAnotherRepository(t *testing.T) {
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "file", true: "stream"}[stream], func(t *testing.T) {
+			mountLeftOut(t, stream)
+		})
+	}
+}
+
+func mountLeftOut(t *testing.T, stream bool) {
 	ctx := context.Background()
 	src := testregistry.NewDistribution(t)
 	dst := testregistry.NewDistribution(t)
@@ -281,7 +302,16 @@ func TestIncrementalMountsLeftOutBlobsFromAnotherRepository(t *testing.T) {
 	if rep.Plan.LeftOut != 4 {
 		t.Errorf("%d blobs left out, want 4", rep.Plan.LeftOut)
 	}
-	ir, err := unpack.Import(ctx, o2.Output, io)
+	file := o2.Output
+	if stream {
+		r, err := os.Open(o2.Output)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		file, io.Stdin = "-", r
+	}
+	ir, err := unpack.Import(ctx, file, io)
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
