@@ -18,13 +18,20 @@ type Options struct {
 	Platforms     []string           // OS/ARCH[/VARIANT]; empty means all
 	NoReferrers   bool
 	ArtifactTypes []string // keep only referrers of these types; empty means all
+	// AllowEmpty turns "the filters keep nothing of this image" from an
+	// error into a notice.
+	AllowEmpty  bool
+	Force       bool   // replace an existing Output
+	Concurrency int    // default 8
+	CacheDir    string // content cache; "" means <user cache dir>/bundle/content
+	Remote      remote.Options
+	Progress    progress.Tracker // nil means progress.Discard
+	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
+	Notice func(format string, args ...any)
+
 	// Images are the entries of spec files, exported beside the references
 	// given; each entry's options override the ones above.
 	Images []spec.Image
-	// AllowEmpty turns "the filters keep nothing of this image" from an
-	// error into a notice.
-	AllowEmpty bool
-	Force      bool // replace an existing Output
 	// DryRun stops after the plan: Report.Plan says what the export would
 	// do, and no blob is fetched.
 	DryRun bool
@@ -32,13 +39,7 @@ type Options struct {
 	// out (manifests always travel), and index.json names them.
 	Since []string
 	// OnPlan, when set, is given the plan's numbers before the transfer.
-	OnPlan      func(*PlanReport)
-	Concurrency int    // default 8
-	CacheDir    string // content cache; "" means <user cache dir>/bundle/content
-	Remote      remote.Options
-	Progress    progress.Tracker // nil means progress.Discard
-	// Notice receives human notices (skipped foreign layers, warnings); may be nil.
-	Notice func(format string, args ...any)
+	OnPlan func(*PlanReport)
 }
 
 // Report is what Export did; cmd/bundle prints it as text or JSON.

@@ -16,15 +16,15 @@ type Options struct {
 	ReferrersMode string // auto (default), api, tag
 	SparseIndex   string // "" (refuse clearly), single, rewrite
 	DryRun        bool
+	Concurrency   int // default 8
+	Remote        remote.Options
+	Progress      progress.Tracker // nil means progress.Discard
+	Stdin         io.Reader        // read when the file is "-"
+	Notice        func(format string, args ...any)
 	// Receipt, when set, is where a successful import writes what the
 	// target now holds of the bundle (verify.Receipt): the base of the
 	// next incremental export.
-	Receipt     string
-	Concurrency int // default 8
-	Remote      remote.Options
-	Progress    progress.Tracker // nil means progress.Discard
-	Stdin       io.Reader        // read when the file is "-"
-	Notice      func(format string, args ...any)
+	Receipt string
 }
 
 // Report is what Import did.
