@@ -8,12 +8,16 @@ LDFLAGS := -X main.version=$(VERSION)
 EXTRA   := ./testdata/sample ./testdata/gen
 GOFILES  = $(shell git ls-files '*.go')
 
-.PHONY: all build test unit fuzz e2e demo bench bench-go lint vet clean
+.PHONY: all build install test unit fuzz e2e demo bench bench-go bench-serve lint vet clean
 
 all: build
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/bundle
+
+# install puts bundle where go install does: $(go env GOPATH)/bin.
+install:
+	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/bundle
 
 # The end-to-end tests run once, forced on (they fail, not skip, when
 # docker-registry or skopeo is missing), after the unit tests and fuzzing.
@@ -39,6 +43,16 @@ fuzz:
 e2e:
 	BUNDLE_E2E=1 $(GO) test -race -count=1 ./internal/e2e/...
 
+# Export and import through proxies failing 5%, 20% and 35% of requests at
+# random (README: A bad link), 100 seeds each; make test runs 20 at 20%.
+# The whole log is in bin/soak.log; the failures and figures are printed.
+.PHONY: soak
+soak:
+	@mkdir -p bin
+	@BUNDLE_FAULT_SEEDS=100 BUNDLE_FAULT_RATES=0.05,0.2,0.35 $(GO) test -race -count=1 -timeout 90m -v \
+		-run '^TestTransfersSurviveAFaultyLink$$' ./internal/roundtrip/ >bin/soak.log 2>&1; \
+		status=$$?; grep -E '^(--- FAIL|ok|FAIL)|faults_test.go' bin/soak.log; exit $$status
+
 demo: build
 	BUNDLE=$(BIN) ./scripts/demo.sh
 
@@ -56,6 +70,13 @@ ifeq ($(SCALE),images)
 else
 	$(GO) run ./internal/bench/cmd/bundlebench -size $(SIZE) -bundle $(BIN) -out docs/BENCHMARKS.md
 endif
+
+# Issue 15's check of bundle serve: 32 concurrent pulls of a SIZE bench set
+# from bundle serve FILE.tar.zst against docker-registry serving the same
+# set imported; prints the throughput ratio, serve's peak RSS and the time
+# to first byte of the set's large layer (1 GiB from SIZE=2GiB on).
+bench-serve:
+	BUNDLE_E2E=1 BUNDLE_SERVE_BENCH=$(SIZE) $(GO) test -run '^$$' -bench PullsFromBundleVsDistribution -benchtime 1x -timeout 60m ./internal/serve/
 
 # The per-package Go benchmarks (writer, reader, export, import).
 bench-go:

@@ -20,7 +20,9 @@ require (
 	github.com/vbauerster/cupwriter v0.0.5
 	github.com/vbauerster/mpb/v8 v8.16.2
 	go.yaml.in/yaml/v3 v3.0.5
-	golang.org/x/sync v0.23.0
+	golang.org/x/crypto v0.57.0
+	golang.org/x/sync v0.24.0
+	oras.land/oras-go/v2 v2.7.0
 )
 
 require (

@@ -11,8 +11,8 @@ const (
 	IndexFile  = "index.json"
 	BlobsDir   = "blobs"
 
-	// MaxIndexSize bounds index.json: about 100,000 entries, so that a
-	// bundle of 10,000 images with two referrers each fits three times.
+	// MaxIndexSize bounds index.json: room for graph.MaxIndexEntries
+	// entries of long names and annotations.
 	MaxIndexSize = 32 << 20
 )
 

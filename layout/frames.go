@@ -1,6 +1,7 @@
 package layout
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ type seekable struct {
 	ra    *countingReaderAt
 	table *seekTable
 	decs  sync.Pool
+	reads sync.Pool // *bufio.Reader of frameReadSize
 }
 
 func openSeekable(ra io.ReaderAt, size int64) (*seekable, error) {
@@ -55,8 +57,9 @@ type frameStream struct {
 	name      string
 	pos, end  int64
 	dec       *zstd.Decoder
-	frame     int   // the frame dec is in; -1 for none
-	dpos      int64 // the tar offset of dec's next byte
+	frame     int           // the frame dec is in; -1 for none
+	dpos      int64         // the tar offset of dec's next byte
+	br        *bufio.Reader // over the frame's compressed bytes
 	err       error
 	closeOnce sync.Once
 }
@@ -141,8 +144,15 @@ func (f *frameStream) start(i int) error {
 		f.dec = d
 	}
 	f.frame, f.dpos = i, t.doff[i]
-	sec := io.NewSectionReader(f.z.ra, t.coff[i], int64(t.frames[i].csize))
-	if err := f.dec.Reset(sec); err != nil {
+	// The frame's compressed bytes in large reads: the decoder would
+	// otherwise ask for them a few KiB at a time, a system call each. Not
+	// the whole frame at once: bundle serve has dozens of streams open,
+	// and a frame is 4 MiB.
+	if f.br == nil {
+		f.br = f.z.reader()
+	}
+	f.br.Reset(io.NewSectionReader(f.z.ra, t.coff[i], int64(t.frames[i].csize)))
+	if err := f.dec.Reset(f.br); err != nil {
 		return f.frameErr(err)
 	}
 	return nil
@@ -169,6 +179,11 @@ func (f *frameStream) Close() error {
 			f.z.decs.Put(f.dec)
 			f.dec = nil
 		}
+		if f.br != nil {
+			f.br.Reset(nil)
+			f.z.reads.Put(f.br)
+			f.br = nil
+		}
 		if f.err == nil {
 			f.err = errors.New("read " + f.name + ": reader is closed")
 		}
@@ -191,6 +206,17 @@ func (e *damagedFrameError) Error() string {
 }
 
 func (e *damagedFrameError) Unwrap() error { return e.err }
+
+// frameReadSize is how much of a frame one read of the file asks for.
+const frameReadSize = 256 << 10
+
+// reader takes a buffered reader from the pool.
+func (z *seekable) reader() *bufio.Reader {
+	if br, ok := z.reads.Get().(*bufio.Reader); ok {
+		return br
+	}
+	return bufio.NewReaderSize(nil, frameReadSize)
+}
 
 // decoder takes a decoder from the pool. One without goroutines: readers
 // may be dropped without Close, and frames are decoded one at a time.

@@ -115,6 +115,10 @@ func writeBlob(ctx context.Context, lw *layout.Writer, i int, n *Node, open open
 	}
 	defer rc.Close()
 	err = lw.WriteEntry(layout.BlobPath(n.Desc.Digest), n.Desc.Size, rc, graph.IsCompressedLayer(n.Desc.MediaType))
+	if fetch := asFetchFailure(err); fetch != nil {
+		// The registry failed, not the archive: that message says it all.
+		return fetch
+	}
 	if err != nil {
 		return fmt.Errorf("writing %s %s (%s) to the archive: %w", n.Role, n.Desc.Digest, refsOf(n), err)
 	}

@@ -95,11 +95,9 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 		opts.Concurrency = 8
 	}
 	if opts.CacheDir == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return opts, "", fmt.Errorf("no user cache directory (%w): give one with --cache", err)
+		if opts.CacheDir, err = CacheDir(); err != nil {
+			return opts, "", err
 		}
-		opts.CacheDir = filepath.Join(dir, "bundle", "content")
 	}
 	if opts.Progress == nil {
 		opts.Progress = progress.Discard{}
@@ -143,8 +141,10 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 		return nil, err
 	}
 	var roots []root
+	given := map[string]bool{}
 	for _, rt := range resolved {
-		if !slices.ContainsFunc(roots, func(r root) bool { return r.ref == rt.ref }) {
+		if !given[rt.ref] {
+			given[rt.ref] = true
 			roots = append(roots, rt)
 		}
 	}
@@ -386,25 +386,59 @@ func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.B
 	return nil
 }
 
-// fetchError names the object, the references that need it, and what to do.
+// fetchError names the object, the references that need it, and what to
+// do: the boundary where a fetch failure's message is built, once.
 func fetchError(n *Node, err error) error {
-	what := fmt.Sprintf("fetching %s %s of %s from %s", n.Role, n.Desc.Digest, refsOf(n), n.Repo)
-	if errors.Is(err, verify.ErrMismatch) {
-		return fmt.Errorf("%s: %w: run the export again; if it repeats, the registry serves damaged content", what, err)
+	var done *fetchFailure
+	if errors.As(err, &done) {
+		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%s: %w: run the export again to resume", what, err)
+	what := fmt.Sprintf("fetching %s %s of %s", n.Role, n.Desc.Digest, refsOf(n))
+	var gaveUp *remote.GaveUpError
+	switch {
+	case errors.Is(err, verify.ErrMismatch):
+		return &fetchFailure{fmt.Sprintf("%s from %s: %v: run the export again; if it repeats, the registry serves damaged content", what, n.Repo, err), err}
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return &fetchFailure{fmt.Sprintf("%s from %s: %v: run the export again to resume", what, n.Repo, err), err}
+	case errors.As(err, &gaveUp):
+		// It names the registry, the request, its last answer and what
+		// to do: the layers between add nothing.
+		return &fetchFailure{what + ": " + gaveUp.Error(), err}
 	}
 	ref := n.Repo
 	if len(n.Refs) > 0 {
 		ref = n.Refs[0]
 	}
-	return fmt.Errorf("%s: %w", what, remote.Explain(err, ref))
+	err = remote.Explain(err, ref)
+	return &fetchFailure{fmt.Sprintf("%s from %s: %v", what, n.Repo, err), err}
+}
+
+// fetchFailure is a fetch error whose message is complete: the archive
+// writer passes it on without naming the object again.
+type fetchFailure struct {
+	msg string
+	err error
+}
+
+func (f *fetchFailure) Error() string { return f.msg }
+func (f *fetchFailure) Unwrap() error { return f.err }
+
+// asFetchFailure is the fetch failure in err's chain, or nil.
+func asFetchFailure(err error) *fetchFailure {
+	var f *fetchFailure
+	if errors.As(err, &f) {
+		return f
+	}
+	return nil
 }
 
 func refsOf(n *Node) string {
-	if len(n.Refs) == 0 {
+	switch {
+	case len(n.Refs) == 0:
 		return n.Repo
+	case len(n.Refs) > 3:
+		// A base layer can be shared by thousands of images.
+		return strings.Join(n.Refs[:3], ", ") + fmt.Sprintf(" and %d more", len(n.Refs)-3)
 	}
 	return strings.Join(n.Refs, ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,6 +383,42 @@ func TestExportRetriesTransientFaults(t *testing.T) {
 				wantBlobs(t, readArchive(t, opts.Output), imageDescs(img)...)
 			})
 		}
+	}
+}
+
+// A blob the registry keeps refusing costs one budget of attempts under the
+// one policy, whoever fetches it (the archive writer streaming it or a
+// prefetcher filling the cache), and the export ends with one line that
+// says where, what and what to do. Before, the export's loop around the
+// transport's loop made it 36 requests.
+func TestExportGivesUpOnABlobAfterOneBudget(t *testing.T) {
+	r := testregistry.NewDistribution(t)
+	img := r.PushImage(t, "flaky", "1", testregistry.ImageSpec{Seed: 12})
+	bad := img.Layers[0].Digest
+	for _, conc := range []int{1, 8} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			proxy := testregistry.NewProxy(t, r, testregistry.Faults{Status: http.StatusServiceUnavailable, StatusTimes: 1000, StatusPath: bad.String()})
+			opts := testOptions(t, "flaky.tar")
+			opts.Concurrency = conc
+			_, err := Export(context.Background(), []string{proxy.Ref("flaky", "1")}, opts)
+			if err == nil {
+				t.Fatal("Export succeeded through a registry refusing a blob")
+			}
+			if n, budget := proxy.CountPath("GET", bad.String()), opts.Remote.MaxRetries+1; n != budget {
+				t.Errorf("%d GETs of the refused blob, want one budget, %d", n, budget)
+			}
+			msg := err.Error()
+			t.Log(msg)
+			for _, want := range []string{bad.String(), proxy.Ref("flaky", "1"), "503 Service Unavailable", "run the same command again"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not say %q", msg, want)
+				}
+			}
+			if strings.Count(msg, "503 Service Unavailable") != 1 || strings.Contains(msg, "\n") || strings.Contains(msg, "?") {
+				t.Errorf("error %q: want one line, the status once, no query", msg)
+			}
+			wantNoFiles(t, opts.Output)
+		})
 	}
 }
 

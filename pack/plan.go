@@ -163,9 +163,9 @@ func (a *assembly) visit(img *PlannedImage, repo string, seen map[digest.Digest]
 		a.nodes[d.Digest] = n
 		a.plan.Nodes = append(a.plan.Nodes, n)
 	}
-	if !slices.Contains(n.Refs, img.Ref) {
-		n.Refs = append(n.Refs, img.Ref)
-	}
+	// Each image visits a node once (seen), so its reference is new here:
+	// no search through the references of a node every image shares.
+	n.Refs = append(n.Refs, img.Ref)
 
 	e := a.graph.get(repo, d.Digest)
 	if e == nil {

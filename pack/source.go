@@ -144,13 +144,19 @@ func (s *source) fetchManifest(ctx context.Context, repo string, desc ocispec.De
 	if err != nil {
 		return err
 	}
-	rc, err := f.Fetch(ctx, graph.ForFetch(clean(desc)))
-	if err != nil {
+	// A manifest's answer is read whole by the transport, which retries
+	// it; a config read this way (to learn a platform) is a blob, whose
+	// body can break after its headers: the read is retried as a unit,
+	// from the same budget.
+	return s.policy.Run(ctx, func(ctx context.Context) error {
+		rc, err := f.Fetch(ctx, graph.ForFetch(clean(desc)))
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		*data, err = graph.ReadAll(verify.NewReader(rc, desc))
 		return err
-	}
-	defer rc.Close()
-	*data, err = graph.ReadAll(verify.NewReader(rc, desc))
-	return err
+	})
 }
 
 // ensure makes n present and verified in the cache. It returns the bytes

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -334,5 +335,27 @@ func TestTagListingFollowsPagesOrRefuses(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A registry whose referrers listing keeps failing makes Find fail after
+// one budget, never answer an empty list: that would be signatures left
+// behind without a word (containerd's FetchReferrers did that when the
+// fallback tag was absent too).
+func TestFindFailsWhenTheListingCannotBeRead(t *testing.T) {
+	up := testregistry.NewReferrersAPI(t)
+	img := up.PushImage(t, "app", "1.0", testregistry.ImageSpec{Seed: 23})
+	up.PushReferrer(t, "app", img.Desc, typeSBOM, nil)
+	proxy := testregistry.NewProxy(t, up, testregistry.Faults{Status: http.StatusServiceUnavailable, StatusTimes: 1000, StatusPath: "/referrers/"})
+	got, err := finder(t, false).Find(context.Background(), repoOf(proxy, "app"), img.Desc)
+	if err == nil {
+		t.Fatalf("Find = %+v, want an error", got)
+	}
+	if !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), proxy.Host) {
+		t.Errorf("error %q does not name the registry and its answer", err)
+	}
+	// clients() allows one retry: two requests, not two per layer.
+	if n := proxy.Count("GET", "referrers"); n != 2 {
+		t.Errorf("%d referrers requests, want one budget, 2", n)
 	}
 }

@@ -17,11 +17,7 @@ import (
 // registry client: hosts.toml, credentials and the one retry policy apply.
 
 // manifestAccept is what a manifest GET accepts: every type bundle carries.
-var manifestAccept = strings.Join([]string{
-	ocispec.MediaTypeImageManifest, ocispec.MediaTypeImageIndex,
-	graph.MediaTypeDockerManifest, graph.MediaTypeDockerManifestList,
-	graph.MediaTypeArtifactManifest,
-}, ", ")
+var manifestAccept = graph.ManifestAccept
 
 // tagPageSize is the page size a tag listing asks for.
 const tagPageSize = 1000

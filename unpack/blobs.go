@@ -129,11 +129,12 @@ func (im *importer) count(res pushResult, size int64) {
 // images that need it, and returns the error.
 func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) error {
 	var mm *verify.MismatchError
-	what := "pushing blob"
 	if errors.As(err, &mm) {
-		what = "the bundle's copy of blob"
+		// Said once, at the boundary: the digest and what came instead.
+		err = &blobErr{msg: fmt.Sprintf("blob %s of the bundle is damaged (got %s): copy the bundle again, or export it again", d.Digest, mm.Got()), err: err}
+	} else {
+		err = fmt.Errorf("pushing blob %s to %s: %w", d.Digest, im.reg.name(repo), err)
 	}
-	err = fmt.Errorf("%s %s to %s: %w", what, d.Digest, im.reg.name(repo), err)
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	if im.blobErr[d.Digest] == nil {
@@ -141,6 +142,15 @@ func (im *importer) blobError(d ocispec.Descriptor, repo string, err error) erro
 	}
 	return err
 }
+
+// blobErr is a message built whole, keeping the cause for errors.Is.
+type blobErr struct {
+	msg string
+	err error
+}
+
+func (e *blobErr) Error() string { return e.msg }
+func (e *blobErr) Unwrap() error { return e.err }
 
 // missingBlobs records every needed blob the bundle lacks. Non-distributable
 // (foreign) layers are expected to be absent: registries fetch them from
@@ -162,8 +172,9 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 	return keep
 }
 
-// maxUploadStreams bounds the blobs in flight, whatever Options.Concurrency
-// says (which still bounds the cheap questions: HEADs). On 2 cores into
+// maxUploadStreams bounds the large blobs in flight, whatever
+// Options.Concurrency says (which bounds the small ones, whose cost is
+// round trips, and the cheap questions: HEADs). On 2 cores into
 // distribution 2.8 (BenchmarkImportProcess, 256 MiB) 1 stream runs at the
 // speed of a bare single-stream upload, 2 streams use both cores (about
 // 0.75x of its time), and 3 or 8 gain nothing measurable while every stream
@@ -171,13 +182,26 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 // test process importing a .tar.zst was 51 MiB with 2, 60 with 3, 92 with 8.
 const maxUploadStreams = 2
 
+// largeBlob is the size from which a blob's upload costs bandwidth and
+// CPU rather than round trips.
+const largeBlob = 1 << 20
+
 // pushBlobsAt pushes every job from a random-access bundle, concurrently,
 // largest first so that no big blob starts last and runs alone.
 func (im *importer) pushBlobsAt(ctx context.Context, jobs []*blobJob) error {
 	jobs = slices.Clone(jobs)
 	slices.SortStableFunc(jobs, func(a, b *blobJob) int { return cmp.Compare(b.desc.Size, a.desc.Size) })
-	return forEach(ctx, min(im.opts.Concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
+	large := make(chan struct{}, maxUploadStreams)
+	return forEach(ctx, im.opts.Concurrency, len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
+		if j.desc.Size >= largeBlob {
+			select {
+			case large <- struct{}{}:
+				defer func() { <-large }()
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		im.pushJob(ctx, j, func() (io.ReadCloser, error) { return im.b.Open(j.desc) })
 		return ctx.Err()
 	})

@@ -150,7 +150,7 @@ func (im *importer) run(ctx context.Context) error {
 func (im *importer) pushGraph(ctx context.Context) error {
 	for _, name := range im.plan.names {
 		rp := im.plan.repos[name]
-		im.pushLevels(ctx, rp, rp.levels)
+		im.pushLevels(ctx, rp, rp.levels, false)
 	}
 	images := im.plan.images
 	_ = forEach(ctx, im.opts.Concurrency, len(images), func(ctx context.Context, k int) error {
@@ -217,11 +217,11 @@ func (im *importer) finish() error {
 	others := len(im.report.Failed) - failed
 	switch {
 	case failed > 0 && others > 0:
-		return fmt.Errorf("import to %s: %d of %d images failed, and %d other problems: %s", im.t.host, failed, len(im.plan.images), others, joinNames(im.report.Failed))
+		return fmt.Errorf("%d of %d images failed, and %d other problems: %s", failed, len(im.plan.images), others, joinNames(im.report.Failed))
 	case failed > 0:
-		return fmt.Errorf("import to %s: %d of %d images failed: %s", im.t.host, failed, len(im.plan.images), joinNames(im.report.Failed))
+		return fmt.Errorf("%d of %d images failed: %s", failed, len(im.plan.images), joinNames(im.report.Failed))
 	case others > 0:
-		return fmt.Errorf("import to %s: %d problems: %s", im.t.host, others, joinNames(im.report.Failed))
+		return fmt.Errorf("%d problems: %s", others, joinNames(im.report.Failed))
 	}
 	return nil
 }

@@ -23,13 +23,13 @@ var errSparse = errors.New("sparse index refused")
 // pushLevels pushes, in repo, the manifests of levels that are not there
 // yet, children before parents, by digest. A manifest whose blobs or
 // children failed is not pushed: nothing half-made lands.
-func (im *importer) pushLevels(ctx context.Context, rp *repoPlan, levels [][]*graph.Node) {
+func (im *importer) pushLevels(ctx context.Context, rp *repoPlan, levels [][]*graph.Node, check bool) {
 	// Manifests of one level (none a child of another) go side by side: a
 	// registry answers each PUT in a round trip or two, and one at a time
 	// they were most of the time of an import that had little to upload.
 	for _, level := range levels {
 		_ = forEach(ctx, im.opts.Concurrency, len(level), func(ctx context.Context, k int) error {
-			im.pushManifest(ctx, rp, level[k])
+			im.pushManifest(ctx, rp, level[k], check)
 			return nil
 		})
 		if ctx.Err() != nil {
@@ -38,7 +38,9 @@ func (im *importer) pushLevels(ctx context.Context, rp *repoPlan, levels [][]*gr
 	}
 }
 
-func (im *importer) pushManifest(ctx context.Context, rp *repoPlan, n *graph.Node) {
+// check asks the target first (a HEAD), for manifests the preflight did
+// not find missing.
+func (im *importer) pushManifest(ctx context.Context, rp *repoPlan, n *graph.Node, check bool) {
 	repo := rp.name
 	if _, done := im.state(repo, n.Desc.Digest); done {
 		return
@@ -51,7 +53,11 @@ func (im *importer) pushManifest(ctx context.Context, rp *repoPlan, n *graph.Nod
 		if tags := rp.tags[n.Desc.Digest]; len(tags) > 0 {
 			tag = tags[0]
 		}
-		err = im.reg.pushManifest(ctx, repo, tag, n.PushDesc(), n.Raw)
+		push := im.reg.pushManifest
+		if check {
+			push = im.reg.ensureManifest
+		}
+		err = push(ctx, repo, tag, n.PushDesc(), n.Raw)
 		if err != nil {
 			err = im.manifestError(repo, n, err)
 		} else if tag != "" {
@@ -135,28 +141,18 @@ func (im *importer) tagImage(ctx context.Context, i *image, rep *ImageReport) er
 	return nil
 }
 
-// sparse handles an index the target refused for its absent children.
-func (im *importer) sparse(ctx context.Context, i *image, rep *ImageReport) error {
-	n := i.node()
+// substitute is what --sparse-index tags in place of an index the
+// target refuses: the one kept platform manifest, or a new index of the
+// kept platforms.
+func (im *importer) substitute(n *graph.Node) (ocispec.Descriptor, []byte, error) {
 	kept, platformsKept := im.keptChildren(n)
 	switch im.opts.SparseIndex {
 	case "single":
 		if len(platformsKept) != 1 {
-			return fmt.Errorf("--sparse-index=single: index %s keeps %d platforms in the bundle, not one: use --sparse-index=rewrite", n.Desc.Digest, len(platformsKept))
+			return ocispec.Descriptor{}, nil, fmt.Errorf("--sparse-index=single: index %s keeps %d platforms in the bundle, not one: use --sparse-index=rewrite", n.Desc.Digest, len(platformsKept))
 		}
 		child := im.node(platformsKept[0].Digest)
-		if err, _ := im.state(i.repo, child.Desc.Digest); err != nil {
-			return err
-		}
-		im.notice("%s: index %s kept one platform: tagging its manifest %s instead; signatures on the original index no longer apply (those on the platform manifest still do)",
-			im.t.ref(i.repo, i.tag, i.root.Desc.Digest), n.Desc.Digest, child.Desc.Digest)
-		rep.Digest = child.Desc.Digest.String()
-		if i.tag == "" || im.opts.DryRun {
-			return nil
-		}
-		if err := im.reg.pushManifest(ctx, i.repo, i.tag, child.PushDesc(), child.Raw); err != nil {
-			return fmt.Errorf("tagging %s: %w", im.t.ref(i.repo, i.tag, ""), err)
-		}
+		return child.PushDesc(), child.Raw, nil
 	case "rewrite":
 		raw, err := json.Marshal(ocispec.Index{
 			Versioned:    specs.Versioned{SchemaVersion: 2},
@@ -166,20 +162,39 @@ func (im *importer) sparse(ctx context.Context, i *image, rep *ImageReport) erro
 			Annotations:  n.Manifest.Annotations,
 		})
 		if err != nil {
-			return err
+			return ocispec.Descriptor{}, nil, err
 		}
-		d := ocispec.Descriptor{MediaType: n.MediaType(), Digest: digest.FromBytes(raw), Size: int64(len(raw))}
-		im.notice("%s: index %s lists platforms not in the bundle: pushing a new index %s of the %d kept; signatures on the original index no longer apply (those on the platform manifests still do)",
-			im.t.ref(i.repo, i.tag, i.root.Desc.Digest), n.Desc.Digest, d.Digest, len(platformsKept))
-		rep.Digest = d.Digest.String()
-		if im.opts.DryRun {
-			return nil
+		return ocispec.Descriptor{MediaType: n.MediaType(), Digest: digest.FromBytes(raw), Size: int64(len(raw))}, raw, nil
+	}
+	return ocispec.Descriptor{}, nil, fmt.Errorf("--sparse-index=%q: want single or rewrite", im.opts.SparseIndex)
+}
+
+// sparse tags the substitute of an index the target refused for its
+// absent children.
+func (im *importer) sparse(ctx context.Context, i *image, rep *ImageReport) error {
+	n := i.node()
+	d, raw, err := im.substitute(n)
+	if err != nil {
+		return err
+	}
+	if err, _ := im.state(i.repo, d.Digest); err != nil {
+		return err
+	}
+	what := fmt.Sprintf("pushing a new index %s of the platforms kept", d.Digest)
+	if im.opts.SparseIndex == "single" {
+		what = fmt.Sprintf("tagging its one kept platform manifest %s instead", d.Digest)
+	}
+	im.notice("%s: index %s lists platforms not in the bundle: %s; signatures on the original index no longer apply (those on the platform manifests still do)",
+		im.t.ref(i.repo, i.tag, i.root.Desc.Digest), n.Desc.Digest, what)
+	rep.Digest = d.Digest.String()
+	if im.opts.DryRun || (i.tag == "" && im.opts.SparseIndex == "single") || i.there {
+		if i.tag != "" {
+			im.tagged()
 		}
-		if err := im.reg.pushManifest(ctx, i.repo, i.tag, d, raw); err != nil {
-			return fmt.Errorf("pushing rewritten index %s to %s: %s: %w", d.Digest, im.t.ref(i.repo, i.tag, d.Digest), registryAnswer(err), err)
-		}
-	default:
-		return fmt.Errorf("--sparse-index=%q: want single or rewrite", im.opts.SparseIndex)
+		return nil
+	}
+	if err := im.reg.ensureManifest(ctx, i.repo, i.tag, d, raw); err != nil {
+		return fmt.Errorf("pushing %s to %s: %s: %w", d.Digest, im.t.ref(i.repo, i.tag, d.Digest), registryAnswer(err), err)
 	}
 	if i.tag != "" {
 		im.tagged()
@@ -211,7 +226,7 @@ func (im *importer) publishReferrers(ctx context.Context, rp *repoPlan) error {
 	if len(rp.referrers) == 0 {
 		return nil
 	}
-	im.pushLevels(ctx, rp, rp.refLevels)
+	im.pushLevels(ctx, rp, rp.refLevels, true)
 	subjects := slices.Sorted(maps.Keys(rp.referrers))
 	// Each subject has its own fallback tag: they do not touch each other.
 	return forEach(ctx, im.opts.Concurrency, len(subjects), func(ctx context.Context, k int) error {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -150,26 +149,38 @@ func (im *importer) checkSparse(ctx context.Context) error {
 		im.setState(i.repo, n.Desc.Digest, err)
 		if im.opts.SparseIndex == "" {
 			i.refused = err
+			continue
+		}
+		// What the option tags instead may be there from an earlier import.
+		sub, _, serr := im.substitute(n)
+		if serr != nil || i.tag == "" {
+			continue
+		}
+		there, err := im.reg.has(ctx, i.repo, i.tag, sub.Digest)
+		if err != nil {
+			return fmt.Errorf("asking %s for %s: %w", im.reg.name(i.repo), sub.Digest, err)
+		}
+		if there {
+			i.there = true
+			for _, c := range n.Manifest.Manifests {
+				if cn := im.node(c.Digest); cn != nil && cn.Err == nil {
+					im.cover(i.repo, c.Digest)
+				}
+			}
 		}
 	}
 	return nil
 }
 
 // has asks the target whether repo holds manifest d, under tag when
-// given: a HEAD through the resolver. Not found is an answer.
+// given: one HEAD. Not found is an answer.
 func (r *registry) has(ctx context.Context, repo, tag string, d digest.Digest) (bool, error) {
-	ref := r.name(repo) + "@" + d.String()
+	ref := d.String()
 	if tag != "" {
-		ref = r.name(repo) + ":" + tag
+		ref = tag
 	}
-	_, desc, err := r.resolver.Resolve(ctx, ref)
-	switch {
-	case errdefs.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return desc.Digest == d, nil
+	have, err := r.client.ManifestDigest(ctx, r.name(repo), ref, graph.ManifestAccept)
+	return have == d, err
 }
 
 // childrenOf is n's children; nil for a blob (n nil) or an unreadable node.

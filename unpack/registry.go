@@ -1,18 +1,13 @@
 package unpack
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/containerd/containerd/v2/core/content"
-	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	remoteerrors "github.com/containerd/containerd/v2/core/remotes/errors"
-	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -48,60 +43,33 @@ func (r *registry) blobExists(ctx context.Context, repo string, d digest.Digest)
 }
 
 // pushManifest puts a manifest's exact bytes into repo, under tag when
-// given (a tag push of a manifest already there by digest only tags it).
+// given, in one PUT. The import asks only for what its preflight found
+// missing (an image not there under its name), so a HEAD first would only
+// double the requests.
 func (r *registry) pushManifest(ctx context.Context, repo, tag string, d ocispec.Descriptor, raw []byte) error {
-	ref := r.name(repo) + "@" + d.Digest.String()
-	if tag != "" {
-		ref = r.name(repo) + ":" + tag
-	}
-	if !images.IsManifestType(d.MediaType) && !images.IsIndexType(d.MediaType) {
-		// containerd's pusher would upload these as blobs.
-		return r.putManifest(ctx, repo, tag, d, raw)
-	}
-	w, err := r.writer(ctx, ref, "manifest-"+ref+"@"+d.Digest.String(), d)
-	if errdefs.IsAlreadyExists(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	return content.Copy(ctx, w, bytes.NewReader(raw), d.Size, d.Digest)
+	return r.client.PutManifest(ctx, r.name(repo), refOf(tag, d), d.MediaType, raw)
 }
 
-func (r *registry) putManifest(ctx context.Context, repo, tag string, d ocispec.Descriptor, raw []byte) error {
-	object := d.Digest.String()
-	if tag != "" {
-		object = tag
-	}
-	// HEAD first, as containerd's pusher does for the other manifests: an
-	// import into a target that has everything must not write anything.
-	have, err := r.client.ManifestDigest(ctx, r.name(repo), object, d.MediaType)
+// ensureManifest puts a manifest into repo unless it is there already
+// (a HEAD first): for what the preflight did not ask about, such as
+// referrers of an image already there, so that importing into a target
+// that has everything writes nothing.
+func (r *registry) ensureManifest(ctx context.Context, repo, tag string, d ocispec.Descriptor, raw []byte) error {
+	have, err := r.client.ManifestDigest(ctx, r.name(repo), refOf(tag, d), d.MediaType)
 	if err != nil {
 		return err
 	}
 	if have == d.Digest {
 		return nil
 	}
-	return r.client.PutManifest(ctx, r.name(repo), object, d.MediaType, raw)
+	return r.pushManifest(ctx, repo, tag, d, raw)
 }
 
-// writer opens a push writer under our own status key: the resolver's
-// tracker is shared, and its default key (the digest) would make a second
-// repository or a tag push look done already.
-func (r *registry) writer(ctx context.Context, ref, key string, d ocispec.Descriptor) (content.Writer, error) {
-	pusher, err := r.resolver.Pusher(ctx, ref)
-	if err != nil {
-		return nil, fmt.Errorf("preparing push to %s: %w", ref, err)
+func refOf(tag string, d ocispec.Descriptor) string {
+	if tag != "" {
+		return tag
 	}
-	if ing, ok := pusher.(content.Ingester); ok {
-		return ing.Writer(ctx, content.WithRef(key), content.WithDescriptor(d))
-	}
-	if d.Annotations == nil {
-		d.Annotations = map[string]string{}
-	}
-	d.Annotations[ocispec.AnnotationRefName] = key
-	return pusher.Push(ctx, d)
+	return d.Digest.String()
 }
 
 // registryAnswer is the registry's own words for a refused request: the

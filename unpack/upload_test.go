@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bundle-dev/bundle/internal/testregistry"
 	"github.com/bundle-dev/bundle/layout"
@@ -66,11 +67,13 @@ func TestImportIntoAFullTargetWritesNothing(t *testing.T) {
 	})
 }
 
-// failFirstPut is a proxy that answers the first blob upload PUT with
-// status, after reading part of its body, and passes the rest through.
+// failFirstPut is a proxy that answers the first blob upload PUT (every
+// one when always) with status, after reading part of its body, and passes
+// the rest through.
 type failFirstPut struct {
 	rp     *httputil.ReverseProxy
 	status int
+	always bool
 	mu     sync.Mutex
 	failed int
 	puts   int
@@ -91,7 +94,7 @@ func (p *failFirstPut) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodPut && strings.Contains(req.URL.Path, "/blobs/uploads/") {
 		p.mu.Lock()
 		p.puts++
-		fail := p.failed == 0
+		fail := p.failed == 0 || p.always
 		if fail {
 			p.failed++
 		}
@@ -148,5 +151,42 @@ func TestImportRetriesAFailedUpload(t *testing.T) {
 				t.Fatalf("%d blob PUTs, want 3 (one retried)", puts)
 			}
 		})
+	}
+}
+
+// An upload the registry keeps refusing costs one budget of attempts, each
+// from a fresh POST, and the import ends with one line naming the blob,
+// the registry, its answer and what to do, without the upload's URL.
+func TestImportGivesUpOnAnUploadAfterOneBudget(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	proxy, host := newFailFirstPut(t, reg.Host, http.StatusServiceUnavailable)
+	proxy.always = true
+	f := newFixture(t)
+	img := f.image(24, 1, 64<<10)
+	f.name(img, "src:5000/team/app:1.0")
+	const retries = 3
+	_, err, _ := importTo(t, t.Context(), f.file("b.tar", writeOpts{}), host, func(o *Options) {
+		o.Concurrency = 1
+		o.Remote.MaxRetries, o.Remote.MinBackoff = retries, time.Millisecond
+	})
+	if err == nil {
+		t.Fatal("import succeeded through a registry refusing every upload")
+	}
+	proxy.mu.Lock()
+	puts := proxy.puts
+	proxy.mu.Unlock()
+	// Two blobs (the layer and the config), one budget each.
+	if puts != 2*(retries+1) {
+		t.Errorf("%d PUTs for two refused blobs, want one budget each, %d", puts, 2*(retries+1))
+	}
+	msg := err.Error()
+	t.Log(msg)
+	for _, want := range []string{host, "503 Service Unavailable", "run the same command again"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "_state") || strings.Contains(msg, "?") {
+		t.Errorf("error %q shows the upload's URL", msg)
 	}
 }

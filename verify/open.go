@@ -61,6 +61,7 @@ type Bundle struct {
 	metaRead int64           // bytes of a directory read to open it
 	stream   *stream
 	closers  []func() error
+	served   servedState // what OpenServed knows of the blobs
 }
 
 // Written reports whether bundle wrote the archive: its oci-layout

@@ -27,6 +27,11 @@ type MismatchError struct {
 }
 
 func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s: %s: got %s: the copy is damaged or truncated, fetch or export it again", ErrMismatch, e.Digest, e.Got())
+}
+
+// Got says what came instead of the content the descriptor names.
+func (e *MismatchError) Got() string {
 	var got string
 	switch {
 	case e.GotDigest == "" && e.GotSize > e.Size:
@@ -36,7 +41,7 @@ func (e *MismatchError) Error() string {
 	default:
 		got = fmt.Sprintf("bytes that hash to %s", e.GotDigest)
 	}
-	return fmt.Sprintf("%s: %s: got %s: the copy is damaged or truncated, fetch or export it again", ErrMismatch, e.Digest, got)
+	return got
 }
 
 // Unwrap lets errors.Is(err, ErrMismatch) match.

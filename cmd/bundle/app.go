@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 
@@ -50,6 +52,7 @@ func subcommand(c *cli.Context) string {
 
 // run is main without the process: it returns the exit status.
 func run(ctx context.Context, args []string, s streams) int {
+	wrapHelp()
 	app := newApp(s, false)
 	return exitCode(app.RunContext(ctx, hoistFlags(app, args)), s.err)
 }
@@ -66,6 +69,14 @@ func hoistFlags(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	head := 2 // program and command; subcommands too (cache ls)
+	for head < len(args) {
+		sub := cmd.Command(args[head])
+		if sub == nil {
+			break
+		}
+		cmd, head = sub, head+1
+	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)
@@ -74,7 +85,7 @@ func hoistFlags(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, positional []string
-	rest := args[2:]
+	rest := args[head:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		switch {
@@ -92,7 +103,7 @@ func hoistFlags(app *cli.App, args []string) []string {
 			}
 		}
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(slices.Clone(args[:head]), flags...)
 	return append(out, positional...)
 }
 
@@ -114,6 +125,21 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 }
 
+// helpWidth is the widest line --help prints, for an 100-column terminal.
+const helpWidth = 100
+
+// wrapHelp makes urfave/cli wrap help text at helpWidth; its printer is a
+// package variable, so this sets it once for the process.
+func wrapHelp() {
+	wrapOnce.Do(func() {
+		cli.HelpPrinter = func(w io.Writer, templ string, data any) {
+			cli.HelpPrinterCustom(w, templ, data, map[string]any{"wrapAt": func() int { return helpWidth - 4 }})
+		}
+	})
+}
+
+var wrapOnce sync.Once
+
 // newApp builds the command tree. With parseOnly, every command checks its
 // flags and arguments and returns before doing anything: the README test
 // uses that to keep the documented commands valid.
@@ -121,26 +147,32 @@ func newApp(s streams, parseOnly bool) *cli.App {
 	onUsage := func(c *cli.Context, err error, _ bool) error {
 		return &usageError{cmd: subcommand(c), err: err}
 	}
+	var app *cli.App
 	commands := []*cli.Command{
 		exportCommand(s, parseOnly),
 		importCommand(s, parseOnly),
 		verifyCommand(s, parseOnly),
 		inspectCommand(s, parseOnly),
 		serveCommand(s, parseOnly),
+		cacheCommand(s, parseOnly),
+		versionCommand(s),
+		completionCommand(s, func() *cli.App { return app }),
 	}
+	withExamples(commands)
 	for _, c := range commands {
 		c.OnUsageError = onUsage
 	}
-	return &cli.App{
-		Name:            commandName,
-		Usage:           "carry container images and their signatures, SBOMs and attestations across an air gap",
-		Version:         buildVersion(),
-		Commands:        commands,
-		Reader:          s.in,
-		Writer:          s.out,
-		ErrWriter:       s.err,
-		HideHelpCommand: true,
-		OnUsageError:    onUsage,
+	app = &cli.App{
+		Name:                 commandName,
+		Usage:                "carry container images and their signatures, SBOMs and attestations across an air gap",
+		Version:              buildVersion(),
+		Commands:             commands,
+		Reader:               s.in,
+		Writer:               s.out,
+		ErrWriter:            s.err,
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		OnUsageError:         onUsage,
 		// Errors come back to run, which alone decides the exit status.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
@@ -151,6 +183,7 @@ func newApp(s streams, parseOnly bool) *cli.App {
 			return usagef(c, "no command given")
 		},
 	}
+	return app
 }
 
 func buildVersion() string {

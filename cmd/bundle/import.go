@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -87,9 +88,23 @@ func runImport(c *cli.Context, s streams, file string) error {
 		}
 	}
 	if err != nil {
+		if rep != nil && !c.Bool("quiet") && imageErrors(rep) > 0 {
+			// Each image's error is on its line above: once is enough.
+			return fmt.Errorf("import of %s into %s: %d of %d images not imported (their reasons are above)", file, c.String("target"), imageErrors(rep), len(rep.Images))
+		}
 		return fmt.Errorf("import of %s into %s: %w", file, c.String("target"), err)
 	}
 	return nil
+}
+
+func imageErrors(r *unpack.Report) int {
+	n := 0
+	for _, im := range r.Images {
+		if im.Error != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // importSummary prints what landed; failed says the import stopped early,
@@ -99,7 +114,7 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 	switch {
 	case r.DryRun:
 		verb = "would import"
-	case failed:
+	case failed && slices.ContainsFunc(r.Images, func(im unpack.ImageReport) bool { return im.State == "" || im.State == unpack.StateNotReached }):
 		verb = "import stopped early:"
 	}
 	count := map[string]int{}
@@ -126,7 +141,10 @@ func importSummary(w io.Writer, r *unpack.Report, failed bool) {
 	}
 	fmt.Fprintf(w, "blobs: %d uploaded, %d mounted, %d already there; %s; %s\n",
 		r.Uploaded, r.Mounted, r.Skipped, progress.Bytes(r.BytesUploaded), r.Duration.Round(time.Millisecond))
+	// The images' failures are on their lines; the others here.
 	for _, f := range r.Failed {
-		fmt.Fprintf(w, "failed: %s\n", safetext.String(f))
+		if !slices.ContainsFunc(r.Images, func(im unpack.ImageReport) bool { return im.Error != "" && strings.HasPrefix(f, im.Target+" ") }) {
+			fmt.Fprintf(w, "failed: %s\n", safetext.String(f))
+		}
 	}
 }

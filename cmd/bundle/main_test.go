@@ -43,6 +43,10 @@ func TestFlagsAfterArgumentsAreMovedInFront(t *testing.T) {
 			[]string{"verify", "--", "-odd.tar", "--json"}},
 		{"unknown command untouched", []string{"frobnicate", "x", "--y"},
 			[]string{"frobnicate", "x", "--y"}},
+		{"subcommand flags", []string{"cache", "ls", "--cache", "/tmp/c"},
+			[]string{"cache", "ls", "--cache", "/tmp/c"}},
+		{"subcommand flags after an argument", []string{"completion", "bash", "--help"},
+			[]string{"completion", "--help", "bash"}},
 	}
 	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
 	for _, tt := range tests {
@@ -81,8 +85,11 @@ func TestBadUsageExitsTwoAndSaysWhat(t *testing.T) {
 		{"bad sparse index", []string{"import", "--sparse-index", "keep", "--target", "h", "b.tar"}, "--sparse-index"},
 		{"verify without FILE", []string{"verify"}, "missing FILE"},
 		{"inspect with unknown flag", []string{"inspect", "--yaml", "b.tar"}, "yaml"},
-		{"serve without dir", []string{"serve"}, "missing --dir"},
-		{"serve with argument", []string{"serve", "--dir", "d", "extra"}, "no arguments"},
+		{"serve without FILE or dir", []string{"serve"}, "missing FILE"},
+		{"serve FILE and dir", []string{"serve", "--dir", "d", "b.tar"}, "not both"},
+		{"serve bad log format", []string{"serve", "--log-format", "xml", "b.tar"}, "--log-format"},
+		{"serve read-only FILE", []string{"serve", "--read-only", "b.tar"}, "apply to --dir"},
+		{"serve cert without key", []string{"serve", "--tls-cert", "c.pem", "b.tar"}, "--tls-key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -176,7 +183,7 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 	}{
 		{"complete", false, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)", "a:1  sha256:aa  pushed", "b:1  sha256:bb  already there", "failed: manifest unknown", "referrers mode tag"}},
 		{"dry run", false, true, []string{"would import 3 image(s)", "b:1  sha256:bb  already there"}},
-		{"stopped early", true, false, []string{"import stopped early: 3 image(s)"}},
+		{"failed but finished", true, false, []string{"imported 3 image(s) (1 pushed, 1 already there, 1 failed)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,5 +197,41 @@ func TestImportSummarySaysWhatLanded(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHelpHasExamplesAndFitsA100ColumnTerminal renders every command's help.
+func TestHelpHasExamplesAndFitsA100ColumnTerminal(t *testing.T) {
+	app := newApp(streams{in: strings.NewReader(""), out: io.Discard, err: io.Discard}, true)
+	for _, c := range app.Commands {
+		t.Run(c.Name, func(t *testing.T) {
+			code, stdout, _ := runBundle(t, c.Name, "--help")
+			if code != exitOK {
+				t.Fatalf("exit %d", code)
+			}
+			if !strings.Contains(stdout, "Examples:") {
+				t.Errorf("no examples:\n%s", stdout)
+			}
+			for _, line := range strings.Split(stdout, "\n") {
+				if len(line) > helpWidth {
+					t.Errorf("%d columns: %q", len(line), line)
+				}
+			}
+		})
+	}
+}
+
+func TestVersionCommandSaysVersionGoAndPlatform(t *testing.T) {
+	code, stdout, _ := runBundle(t, "version")
+	if code != exitOK || !strings.HasPrefix(stdout, "bundle ") || !strings.Contains(stdout, "go 1.") {
+		t.Errorf("version: exit %d, %q", code, stdout)
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if code, stdout, _ := runBundle(t, "completion", shell); code != exitOK || !strings.Contains(stdout, "bundle") {
+			t.Errorf("completion %s: exit %d, %q", shell, code, stdout)
+		}
+	}
+	if code, _, _ := runBundle(t, "completion", "tcsh"); code != exitUsage {
+		t.Errorf("completion tcsh: exit %d, want %d", code, exitUsage)
 	}
 }

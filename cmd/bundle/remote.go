@@ -15,18 +15,28 @@ func remoteFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure", Usage: "skip TLS certificate verification"},
 		&cli.StringFlag{Name: "hosts-dir", Usage: "containerd hosts.toml `DIR` (certs.d layout)", TakesFile: true},
 		&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "`N` transfers at once"},
+		stallTimeoutFlag(),
+		&cli.StringFlag{Name: "authfile", EnvVars: []string{"REGISTRY_AUTH_FILE"}, TakesFile: true,
+			Usage: "credentials `FILE` in containers-auth.json (docker config.json) form, instead of docker's config"},
+		&cli.BoolFlag{Name: "debug", Usage: "print each registry request (method, address, status, bytes, time) on stderr"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress, no notices"},
 		&cli.BoolFlag{Name: "json", Usage: "print the report as JSON on stdout"},
 	}
 }
 
 func remoteOptions(c *cli.Context) remote.Options {
-	return remote.Options{
-		PlainHTTP: c.Bool("plain-http"),
-		Insecure:  c.Bool("insecure"),
-		HostsDir:  c.String("hosts-dir"),
-		UserAgent: commandName + "/" + buildVersion(),
+	o := remote.Options{
+		PlainHTTP:    c.Bool("plain-http"),
+		Insecure:     c.Bool("insecure"),
+		HostsDir:     c.String("hosts-dir"),
+		AuthFile:     c.String("authfile"),
+		StallTimeout: stallTimeout(c),
+		UserAgent:    commandName + "/" + buildVersion(),
 	}
+	if c.Bool("debug") {
+		o.Debug = c.App.ErrWriter
+	}
+	return o
 }
 
 // checkHostsDir refuses a --hosts-dir that is not a directory: a typo

@@ -19,8 +19,9 @@ const (
 	// MaxDescriptors bounds the descriptors (config, layers, manifests,
 	// blobs) of one manifest or index other than index.json.
 	MaxDescriptors = 10_000
-	// MaxIndexEntries bounds the entries of index.json.
-	MaxIndexEntries = 100_000
+	// MaxIndexEntries bounds the entries of index.json: every image and
+	// referrer of a bundle within DefaultLimits.
+	MaxIndexEntries = 50_000
 	// maxDescriptorSize bounds the JSON of one descriptor.
 	maxDescriptorSize = 64 << 10
 	// maxAnnotations bounds the annotations of one manifest or index.

@@ -24,9 +24,11 @@ type Limits struct {
 	Depth         int   // levels of indexes (and subjects) below index.json
 }
 
-// DefaultLimits hold a bundle of 30,000 small signed images (90,000
-// manifests) with room to spare, in about 200 MiB at most.
-var DefaultLimits = Limits{Manifests: 100_000, ManifestBytes: 64 << 20, Depth: 64}
+// DefaultLimits hold a bundle of 15,000 small images with two referrers
+// each (45,000 manifests). Measured peak resident memory: 20,000
+// manifests (10,000 images with an SBOM each) 148 MiB for verify and 172
+// MiB for inspect; 60,000 manifests 253 and 278 MiB.
+var DefaultLimits = Limits{Manifests: 50_000, ManifestBytes: 48 << 20, Depth: 64}
 
 // ErrLimit is wrapped by errors for a graph over one of its Limits.
 var ErrLimit = errors.New("bundle over a limit")
@@ -224,6 +226,9 @@ func IsCosignTag(tag string) bool { return cosignTag.MatchString(tag) }
 
 // CosignSubject returns the subject a reference with a cosign tag names.
 func CosignSubject(ref string) (digest.Digest, bool) {
+	if !strings.HasSuffix(ref, ".sig") && !strings.HasSuffix(ref, ".att") && !strings.HasSuffix(ref, ".sbom") {
+		return "", false // most names: no need for the expression
+	}
 	tag := ref[strings.LastIndexAny(ref, ":/")+1:]
 	m := cosignTag.FindStringSubmatch(tag)
 	if m == nil {

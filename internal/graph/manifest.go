@@ -37,6 +37,11 @@ var ErrSchema1 = errors.New("docker schema 1 manifests are not supported: conver
 // ErrTooLarge is returned when a manifest exceeds MaxManifestSize.
 var ErrTooLarge = errors.New("manifest larger than 4 MiB")
 
+// ManifestAccept is the Accept header of a manifest request: every type
+// bundle carries.
+const ManifestAccept = ocispec.MediaTypeImageManifest + ", " + ocispec.MediaTypeImageIndex + ", " +
+	MediaTypeDockerManifest + ", " + MediaTypeDockerManifestList + ", " + MediaTypeArtifactManifest
+
 // IsIndex reports whether mt is an image index or manifest list.
 func IsIndex(mt string) bool {
 	return mt == ocispec.MediaTypeImageIndex || mt == MediaTypeDockerManifestList

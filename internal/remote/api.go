@@ -6,6 +6,7 @@
 package remote
 
 import (
+	"io"
 	"time"
 )
 
@@ -16,6 +17,13 @@ type Options struct {
 	HostsDir  string // containerd hosts.toml directory (certs.d layout); "" for none
 	// DockerConfigDir holds config.json; "" means $DOCKER_CONFIG or ~/.docker.
 	DockerConfigDir string
+	// AuthFile, when set, is the one credentials file: containers-auth.json
+	// (podman, skopeo, $REGISTRY_AUTH_FILE), which is docker's config.json
+	// format, credential helpers included.
+	AuthFile string
+	// Debug, when set, receives one line per request: method, address
+	// without its query, status, bytes and time.
+	Debug io.Writer
 	// The retry policy (Policy says what each means); zero means the default.
 	MaxRetries    int // < 0: no retries
 	MinBackoff    time.Duration

@@ -10,7 +10,7 @@ import (
 
 // Attempts is one object's retry budget under a Policy: how many attempts
 // in a row each of its steps (a blob's GET, an upload's POST and PUT) has
-// failed since the object last made progress. It travels in the context,
+// failed since that step last succeeded or the object last made progress. It travels in the context,
 // so that every layer that retries that object (the transport for a
 // request it can replay, the blob stream that resumes a body, the upload
 // that starts again with a fresh POST) draws from the same budget: retries
@@ -46,7 +46,8 @@ func attemptsFrom(ctx context.Context) *Attempts {
 // Retry records err as a failed attempt and, when the policy grants
 // another, waits the policy's time and returns nil: try again. Otherwise it
 // returns what to end with: err itself when it is not transient (or ctx
-// ended), a *GaveUpError when the budget is spent.
+// had ended), a *GaveUpError when the budget is spent, ctx's error when it
+// ends during the wait.
 func (a *Attempts) Retry(ctx context.Context, err error) error {
 	if ctx.Err() != nil || !Transient(err) {
 		return err
@@ -60,10 +61,18 @@ func (a *Attempts) Retry(ctx context.Context, err error) error {
 	if !ok {
 		return &GaveUpError{Attempts: n, Last: err}
 	}
-	if serr := Sleep(ctx, wait); serr != nil {
-		return err
-	}
-	return nil
+	// Cancelled while waiting: the cancellation is why it ends.
+	return Sleep(ctx, wait)
+}
+
+// succeeded says a step's answer came whole: its failures so far were not
+// in a row with the next. (An answer whose body is still to be read does
+// not count: a blob cut at the same byte every time must run out of its
+// budget; only Progress renews that.)
+func (a *Attempts) succeeded(step string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.failed, step)
 }
 
 // Progress says the object moved on (verified bytes arrived): its steps'

@@ -108,7 +108,7 @@ func (o Options) updateClient(c *http.Client) error {
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	c.Transport = &transport{base: base, policy: o.Policy()}
+	c.Transport = &transport{base: base, policy: o.Policy(), debug: newDebugLog(o.Debug)}
 	return nil
 }
 
@@ -133,11 +133,17 @@ func defaultConfigDir() string {
 // loaded once on first use so that a command that needs no credentials
 // never reads it.
 func (o Options) credentials() func(host string) (string, string, error) {
-	dir := o.ConfigDir()
+	path := filepath.Join(o.ConfigDir(), dockerconfig.ConfigFileName)
+	if o.AuthFile != "" {
+		path = o.AuthFile
+	}
 	load := sync.OnceValues(func() (*configfile.ConfigFile, error) {
-		cf, err := dockerconfig.Load(dir)
+		if o.AuthFile != "" {
+			return loadAuthFile(o.AuthFile)
+		}
+		cf, err := dockerconfig.Load(filepath.Dir(path))
 		if err != nil {
-			return nil, fmt.Errorf("reading registry credentials from %s: %w (fix or move the file, or point DOCKER_CONFIG elsewhere)", filepath.Join(dir, dockerconfig.ConfigFileName), err)
+			return nil, fmt.Errorf("reading registry credentials from %s: %w (fix or move the file, or point DOCKER_CONFIG elsewhere)", path, err)
 		}
 		return cf, nil
 	})
@@ -148,7 +154,7 @@ func (o Options) credentials() func(host string) (string, string, error) {
 		}
 		ac, err := cf.GetAuthConfig(authKey(host))
 		if err != nil {
-			return "", "", fmt.Errorf("getting credentials for %s from %s: %w", host, filepath.Join(dir, dockerconfig.ConfigFileName), err)
+			return "", "", fmt.Errorf("getting credentials for %s from %s: %w", host, path, err)
 		}
 		if ac.IdentityToken != "" {
 			// containerd's convention: no user name means a refresh token.
@@ -156,6 +162,21 @@ func (o Options) credentials() func(host string) (string, string, error) {
 		}
 		return ac.Username, ac.Password, nil
 	}
+}
+
+// loadAuthFile reads a containers-auth.json (or any config.json). Unlike
+// the docker config directory, a file named on purpose must exist.
+func loadAuthFile(path string) (*configfile.ConfigFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry credentials: %w (--authfile or REGISTRY_AUTH_FILE)", err)
+	}
+	defer f.Close()
+	cf := configfile.New(path)
+	if err := cf.LoadFromReader(f); err != nil {
+		return nil, fmt.Errorf("reading registry credentials from %s: %w", path, err)
+	}
+	return cf, nil
 }
 
 // authKey is the docker config key for a registry host: Docker Hub's

@@ -1,10 +1,14 @@
 package remote
 
 import (
+	"context"
+	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -40,5 +44,34 @@ func TestUploadURLKeepsTheRegistryName(t *testing.T) {
 	}
 	if _, err := uploadURL(answered, "", "reg.example:5000", d); err == nil || !strings.Contains(err.Error(), d.Digest.String()) {
 		t.Errorf("empty Location: %v", err)
+	}
+}
+
+// The referrers API is read to its last page; a 404 means no API.
+func TestReferrersFollowsPagesAndKnowsNoAPI(t *testing.T) {
+	d1, d2 := digest.FromString("one"), digest.FromString("two")
+	page := func(d digest.Digest, next string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if next != "" {
+				w.Header().Set("Link", "<"+next+`>; rel="next"`)
+			}
+			w.Header().Set("Content-Type", ocispec.MediaTypeImageIndex)
+			fmt.Fprintf(w, `{"schemaVersion":2,"mediaType":%q,"manifests":[{"mediaType":%q,"digest":%q,"size":1}]}`, ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest, d)
+		}
+	}
+	subject := digest.FromString("subject")
+	s, host := serve(t, page(d1, "/v2/app/referrers/"+subject.String()+"?last=1"), page(d2, ""))
+	ctx := context.Background()
+	_, client := quick.Connect(ctx)
+	got, found, err := client.Referrers(ctx, host+"/app", subject)
+	if err != nil || !found || len(got) != 2 || got[0].Digest != d1 || got[1].Digest != d2 {
+		t.Fatalf("Referrers = %v %v %v, want both pages", got, found, err)
+	}
+	if s.count() != 2 {
+		t.Fatalf("%d requests, want 2", s.count())
+	}
+	_, host = serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNotFound) })
+	if got, found, err := client.Referrers(ctx, host+"/app", subject); err != nil || found || got != nil {
+		t.Fatalf("Referrers on a 404 = %v %v %v, want no API", got, found, err)
 	}
 }

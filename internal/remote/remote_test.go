@@ -479,3 +479,47 @@ func TestExplainNamesABareRegistryHost(t *testing.T) {
 		t.Errorf("Explain = %q, want it to name registry 127.0.0.1:1", err)
 	}
 }
+
+// TestAuthFileIsTheOneCredentialsFile: podman's and skopeo's auth.json
+// (docker's format) named by --authfile / REGISTRY_AUTH_FILE, in place of
+// docker's config; a named file that is missing is an error, not silence.
+func TestAuthFileIsTheOneCredentialsFile(t *testing.T) {
+	up := testregistry.NewDistribution(t)
+	img := up.PushImage(t, "app", "v1", testregistry.ImageSpec{})
+	host := basicAuthFront(t, up, "bundle", "secret")
+	ctx := context.Background()
+	auth := filepath.Join(writeDockerConfig(t, host, "bundle", "secret"), "config.json")
+	t.Setenv("DOCKER_CONFIG", writeDockerConfig(t, host, "bundle", "wrong"))
+
+	_, desc, err := Options{PlainHTTP: true, AuthFile: auth}.Resolver(ctx).Resolve(ctx, host+"/app:v1")
+	if err != nil || desc.Digest != img.Desc.Digest {
+		t.Fatalf("resolve with --authfile: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "auth.json")
+	_, _, err = Options{PlainHTTP: true, AuthFile: missing}.Resolver(ctx).Resolve(ctx, host+"/app:v1")
+	if err == nil || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("resolve with a missing --authfile: %v, want an error naming it", err)
+	}
+}
+
+// TestDebugLogsEveryRequestWithoutQueryOrHeaders: --debug prints one line
+// per request, and never an upload's token or a credential.
+func TestDebugLogsEveryRequestWithoutQueryOrHeaders(t *testing.T) {
+	up := testregistry.NewDistribution(t)
+	up.PushImage(t, "app", "v1", testregistry.ImageSpec{})
+	host := basicAuthFront(t, up, "bundle", "secret")
+	ctx := context.Background()
+	var log bytes.Buffer
+	opts := Options{PlainHTTP: true, DockerConfigDir: writeDockerConfig(t, host, "bundle", "secret"), Debug: &log}
+	_, client := opts.Connect(ctx)
+	if _, err := client.Tags(ctx, host+"/app", 10, func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	out := log.String()
+	if !strings.Contains(out, "debug: GET http://"+host+"/v2/app/tags/list 200") {
+		t.Errorf("no line for the tag listing:\n%s", out)
+	}
+	if strings.Contains(out, "?") || strings.Contains(out, "secret") || strings.Contains(out, "Basic ") {
+		t.Errorf("the log shows a query or a credential:\n%s", out)
+	}
+}

@@ -44,9 +44,11 @@ func Transient(err error) bool {
 	if errors.As(err, &dns) {
 		return false
 	}
+	// net.ErrClosed: net/http closed the connection under a body it was
+	// writing, when the other side reset it.
 	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
 	var ne net.Error

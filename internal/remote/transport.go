@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 )
@@ -29,6 +30,7 @@ const maxDocument = graph.MaxManifestSize
 type transport struct {
 	base   http.RoundTripper
 	policy Policy
+	debug  *debugLog // nil: no request log
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -51,6 +53,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		case err != nil:
 			failure = err
 		case !transientStatus(resp.StatusCode):
+			if whole(resp) {
+				a.succeeded(stepOfRequest(req))
+			}
 			return resp, nil
 		}
 		if !replayable(req) {
@@ -74,8 +79,10 @@ func (t *transport) once(req *http.Request) (*http.Response, error) {
 		out.Body = &sendingBody{ReadCloser: req.Body, w: w, size: req.ContentLength}
 	}
 	w.wait(w.timeout)
+	start := time.Now()
 	resp, err := t.base.RoundTrip(out)
 	w.answer()
+	t.debug.log(req, resp, err, start)
 	if err != nil {
 		err = w.explain(ctx, err)
 		w.release()
@@ -98,10 +105,25 @@ func (t *transport) once(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(data))
+	resp.Body = readWhole{bytes.NewReader(data)}
 	resp.ContentLength = int64(len(data))
 	return resp, nil
 }
+
+// whole reports whether resp's answer is all in: read whole, or without
+// a body.
+func whole(resp *http.Response) bool {
+	if resp.Request.Method == http.MethodHead || resp.ContentLength == 0 {
+		return true
+	}
+	_, read := resp.Body.(readWhole)
+	return read
+}
+
+// readWhole is the body of an answer the transport read whole.
+type readWhole struct{ *bytes.Reader }
+
+func (readWhole) Close() error { return nil }
 
 // isDocument tells the answers read whole: any GET but a blob's (a
 // redirect keeps the kind of the request it came from).

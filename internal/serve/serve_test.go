@@ -78,7 +78,7 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 	addrc := make(chan string, 1)
 	errc := make(chan error, 1)
 	go func() {
-		errc <- Run(ctx, Options{Dir: t.TempDir(), Addr: "127.0.0.1:0"}, 5*time.Second, func(a string) { addrc <- a })
+		errc <- Run(ctx, Options{Dir: t.TempDir(), Addr: "127.0.0.1:0"}, 5*time.Second, func(s *Server) { addrc <- s.Addr() })
 	}()
 	addr := <-addrc
 	resp, err := http.Get("http://" + addr + "/v2/")

@@ -134,28 +134,50 @@ func (r *Registry) Ref(repo, tagOrDigest string) string {
 // the seeding helpers are not counted.
 func (r *Registry) Count(method, kind string) int { return r.counts.get(method, kind) }
 
+// CountAll is the number of requests served since the start or the last
+// ResetCounts, as Count counts them.
+func (r *Registry) CountAll() int { return r.counts.getPath("", "") }
+
+// CountPath is the number of requests of method (any when "") whose path
+// contains sub, as Count counts them.
+func (r *Registry) CountPath(method, sub string) int { return r.counts.getPath(method, sub) }
+
 // ResetCounts sets every count to zero.
 func (r *Registry) ResetCounts() { r.counts.reset() }
 
 func (r *Registry) baseURL() string { return r.scheme + "://" + r.Host }
 
-// counter counts requests by method and kind.
+// counter counts requests by method and kind, and by method and path.
 type counter struct {
-	mu sync.Mutex
-	n  map[[2]string]int
+	mu    sync.Mutex
+	n     map[[2]string]int
+	paths map[[2]string]int
 }
 
-func newCounter() *counter { return &counter{n: map[[2]string]int{}} }
+func newCounter() *counter { return &counter{n: map[[2]string]int{}, paths: map[[2]string]int{}} }
 
 func (c *counter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if req.Header.Get(seedHeader) == "" {
 			c.mu.Lock()
 			c.n[[2]string{req.Method, kindOf(req.URL.Path)}]++
+			c.paths[[2]string{req.Method, req.URL.Path}]++
 			c.mu.Unlock()
 		}
 		h.ServeHTTP(w, req)
 	})
+}
+
+func (c *counter) getPath(method, sub string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for k, n := range c.paths {
+		if (method == "" || strings.EqualFold(k[0], method)) && strings.Contains(k[1], sub) {
+			total += n
+		}
+	}
+	return total
 }
 
 func (c *counter) get(method, kind string) int {
@@ -174,6 +196,7 @@ func (c *counter) reset() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.n)
+	clear(c.paths)
 }
 
 // kindOf classifies a registry API path.
