@@ -8,6 +8,7 @@ import (
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/internal/sign"
+	"github.com/bundle-dev/bundle/internal/spec"
 	"github.com/bundle-dev/bundle/layout"
 )
 
@@ -37,6 +38,18 @@ type Options struct {
 	// encrypted one.
 	SignKey     string
 	KeyPassword sign.PassFunc
+
+	// Images are the entries of spec files, exported beside the references
+	// given; each entry's options override the ones above.
+	Images []spec.Image
+	// DryRun stops after the plan: Report.Plan says what the export would
+	// do, and no blob is fetched.
+	DryRun bool
+	// Since are earlier bundles or receipts: the blobs they hold are left
+	// out (manifests always travel), and index.json names them.
+	Since []string
+	// OnPlan, when set, is given the plan's numbers before the transfer.
+	OnPlan func(*PlanReport)
 }
 
 // Report is what Export did; cmd/bundle prints it as text or JSON.
@@ -58,6 +71,8 @@ type Report struct {
 	Parts        []string      `json:"parts,omitempty"`     // data parts then parity parts, when split
 	Signature    string        `json:"signature,omitempty"` // the .sig file written
 	Duration     time.Duration `json:"durationNs"`
+	DryRun       bool          `json:"dryRun,omitempty"`
+	Plan         PlanReport    `json:"plan"`
 }
 
 // ImageReport describes one exported reference.

@@ -162,10 +162,14 @@ func syncDir(dir string) {
 
 // buildIndex writes index.json: one entry per exported image named by its
 // full source reference, one untagged entry per referrer (so oras and
-// regctl see them in the unpacked layout), one named entry per cosign tag.
-func buildIndex(p *Plan) ([]byte, error) {
+// regctl see them in the unpacked layout), one named entry per cosign tag;
+// an incremental bundle's annotations name its base (see verify/base.go).
+func buildIndex(p *Plan, lo *leftOut) ([]byte, error) {
 	idx := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
 	idx.SchemaVersion = 2
+	if lo != nil {
+		idx.Annotations = lo.annotations()
+	}
 	for _, img := range p.Images {
 		d := clean(img.Desc)
 		d.Annotations = map[string]string{

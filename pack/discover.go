@@ -28,6 +28,7 @@ type root struct {
 	ref  string // normalised
 	repo string // host/repo
 	desc ocispec.Descriptor
+	w    *walkOpts // how to walk it: the command line's, or its spec entry's
 }
 
 // entry is a manifest or index met by the discovery.
@@ -53,11 +54,12 @@ type foundReferrer struct {
 // discovery walks the graph from registries, concurrently, as a chain of
 // containerd image handlers; what it learns is kept in entries and
 // assembled into a Plan afterwards.
+//
+// What to keep (platforms, referrers, artifact types) is each root's: a
+// manifest reached by two roots of one repository with different options is
+// walked once, with the options of whichever got to it first.
 type discovery struct {
 	src     *source
-	finder  referrerFinder    // nil: no referrer discovery
-	matcher platforms.Matcher // nil: every platform
-	types   []string          // artifact types to keep; empty: all
 	notice  func(string, ...any)
 	limiter *semaphore.Weighted
 
@@ -74,12 +76,9 @@ type entryKey struct {
 	d    digest.Digest
 }
 
-func newDiscovery(src *source, finder referrerFinder, matcher platforms.Matcher, types []string, concurrency int, notice func(string, ...any)) *discovery {
+func newDiscovery(src *source, concurrency int, notice func(string, ...any)) *discovery {
 	return &discovery{
 		src:     src,
-		finder:  finder,
-		matcher: matcher,
-		types:   types,
 		notice:  notice,
 		limiter: semaphore.NewWeighted(int64(concurrency)),
 		entries: map[entryKey]*entry{},
@@ -95,7 +94,7 @@ func (g *discovery) walk(ctx context.Context, rt root) error {
 // discovery, recording, foreign-layer skipping, platform filter, children.
 func (g *discovery) handler(rt root) images.Handler {
 	var h images.HandlerFunc = g.children(rt)
-	h = filterPlatforms(g.matcher, h)
+	h = filterPlatforms(rt.w.matcher, h)
 	h = g.skipForeign(rt, h)
 	h = g.record(rt, h)
 	h = g.withReferrers(rt, h)
@@ -159,7 +158,7 @@ func (g *discovery) children(rt root) images.HandlerFunc {
 			}
 		}
 		g.mu.Unlock()
-		if plat != nil && g.matcher != nil && !g.matcher.Match(*plat) {
+		if plat != nil && rt.w.matcher != nil && !rt.w.matcher.Match(*plat) {
 			return nil, nil // left out: checked against --allow-empty later
 		}
 		return m.Children(), nil
@@ -257,7 +256,7 @@ func (g *discovery) record(rt root, h images.HandlerFunc) images.HandlerFunc {
 // withReferrers adds the direct referrers of every manifest node to the
 // walk, so referrers of referrers are found to any depth.
 func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerFunc {
-	if g.finder == nil {
+	if rt.w.finder == nil {
 		return h
 	}
 	return func(ctx context.Context, desc ocispec.Descriptor) ([]ocispec.Descriptor, error) {
@@ -266,15 +265,15 @@ func (g *discovery) withReferrers(rt root, h images.HandlerFunc) images.HandlerF
 			return nil, err
 		}
 		subject := clean(desc)
-		rs, err := g.finder.Find(ctx, rt.repo, subject)
+		rs, err := rt.w.finder.Find(ctx, rt.repo, subject)
 		if err != nil {
 			return nil, fmt.Errorf("%s: finding referrers of %s: %w", rt.ref, desc.Digest, err)
 		}
 		var dropped []string
-		if len(g.types) > 0 {
-			kept := referrers.Filter(rs, g.types)
+		if types := rt.w.types; len(types) > 0 {
+			kept := referrers.Filter(rs, types)
 			for _, r := range rs {
-				if !slices.Contains(g.types, r.Descriptor.ArtifactType) && !slices.Contains(dropped, r.Descriptor.ArtifactType) {
+				if !slices.Contains(types, r.Descriptor.ArtifactType) && !slices.Contains(dropped, r.Descriptor.ArtifactType) {
 					dropped = append(dropped, r.Descriptor.ArtifactType)
 				}
 			}
@@ -325,10 +324,10 @@ func (g *discovery) skippedList() []string {
 
 // platformsOf lists the platforms kept of a root: an index's children,
 // or a single image's own platform.
-func (g *discovery) platformsOf(repo string, d digest.Digest) []string {
-	e := g.get(repo, d)
+func (g *discovery) platformsOf(rt root) []string {
+	e := g.get(rt.repo, rt.desc.Digest)
 	if e != nil && e.platform != nil {
-		if g.matcher != nil && !g.matcher.Match(*e.platform) {
+		if rt.w.matcher != nil && !rt.w.matcher.Match(*e.platform) {
 			return nil
 		}
 		return []string{platforms.Format(*e.platform)}

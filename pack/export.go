@@ -22,7 +22,6 @@ import (
 	"github.com/bundle-dev/bundle/internal/progress"
 	"github.com/bundle-dev/bundle/internal/remote"
 	"github.com/bundle-dev/bundle/layout"
-	"github.com/bundle-dev/bundle/referrers"
 	"github.com/bundle-dev/bundle/verify"
 )
 
@@ -48,7 +47,22 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	index, err := buildIndex(plan)
+	var lo *leftOut
+	if len(opts.Since) > 0 {
+		ids, held, err := loadBases(ctx, opts.Since)
+		if err != nil {
+			return nil, err
+		}
+		plan, lo = cut(plan, ids, held)
+	}
+	sum := summarize(ctx, src, plan, lo)
+	if opts.OnPlan != nil {
+		opts.OnPlan(&sum)
+	}
+	if opts.DryRun {
+		return &Report{Plan: sum, DryRun: true, Images: sum.Images, Duration: time.Since(start)}, nil
+	}
+	index, err := buildIndex(plan, lo)
 	if err != nil {
 		return nil, err
 	}
@@ -60,12 +74,15 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := report(plan, st, res, comp, opts.Output)
+	rep.Plan = sum
+	// What --since left out is no dedup saving.
+	rep.BytesDeduped = max(rep.BytesDeduped-sum.BytesLeftOut, 0)
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
 
 func withDefaults(refs []string, opts Options) (Options, layout.Compression, error) {
-	if len(refs) == 0 {
+	if len(refs) == 0 && len(opts.Images) == 0 {
 		return opts, "", errors.New("nothing to export: name at least one image reference")
 	}
 	if len(refs) > graph.MaxIndexEntries {
@@ -78,7 +95,7 @@ func withDefaults(refs []string, opts Options) (Options, layout.Compression, err
 	if err != nil {
 		return opts, "", err
 	}
-	if err := checkOutput(opts.Output, opts.Force); err != nil {
+	if err := checkOutput(opts.Output, opts.Force); err != nil && !opts.DryRun {
 		return opts, "", err
 	}
 	if opts.Concurrency <= 0 {
@@ -118,16 +135,15 @@ func checkOutput(out string, force bool) error {
 
 // makePlan resolves every reference and walks its graph.
 func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*Plan, error) {
-	matcher, err := platformMatcher(opts.Platforms)
+	tgts, sels, err := targets(ctx, src, refs, opts)
 	if err != nil {
 		return nil, err
 	}
-	var finder referrerFinder
-	if !opts.NoReferrers {
-		finder = &referrers.Finder{Resolver: src.resolver, Client: src.client, Cosign: true, Fetched: src.handOver}
+	if len(tgts) > graph.MaxIndexEntries {
+		return nil, fmt.Errorf("%d references: a bundle's index.json lists at most %d entries; export them in several bundles", len(tgts), graph.MaxIndexEntries)
 	}
-	g := newDiscovery(src, finder, matcher, opts.ArtifactTypes, opts.Concurrency, opts.Notice)
-	resolved, err := resolveAll(ctx, src, refs, opts.Concurrency)
+	g := newDiscovery(src, opts.Concurrency, opts.Notice)
+	resolved, err := resolveAll(ctx, src, tgts, opts.Concurrency)
 	if err != nil {
 		return nil, err
 	}
@@ -166,19 +182,21 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	if err != nil {
 		return nil, err
 	}
+	plan.Selections = sels
 	return plan, checkArtifactTypes(plan, opts)
 }
 
 // resolveAll resolves refs concurrently; a failure is reported for the
 // first failing reference in the order given.
-func resolveAll(ctx context.Context, src *source, refs []string, concurrency int) ([]root, error) {
-	out := make([]root, len(refs))
-	errs := make([]error, len(refs))
+func resolveAll(ctx context.Context, src *source, tgts []target, concurrency int) ([]root, error) {
+	out := make([]root, len(tgts))
+	errs := make([]error, len(tgts))
 	var g errgroup.Group
 	g.SetLimit(concurrency)
-	for i, ref := range refs {
+	for i, t := range tgts {
 		g.Go(func() error {
-			out[i], errs[i] = resolve(ctx, src, ref)
+			out[i], errs[i] = resolve(ctx, src, t.ref)
+			out[i].w = t.w
 			return nil
 		})
 	}
@@ -443,7 +461,6 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		Output:       out,
 		SHA256:       res.sha256,
 		Compression:  string(comp),
-		Images:       []ImageReport{},
 		Referrers:    len(uniqueReferrers(p)),
 		Blobs:        len(p.Nodes),
 		BytesFetched: st.fetched.Load(),
@@ -455,23 +472,10 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		Signature:    res.signature,
 	}
 	var perImage int64
-	var plats []string
+	rep.Images, rep.Platforms = imageReports(p)
 	for _, img := range p.Images {
-		rep.Images = append(rep.Images, ImageReport{
-			Reference: img.Ref,
-			Digest:    img.Desc.Digest.String(),
-			MediaType: img.Desc.MediaType,
-			Platforms: img.Platforms,
-			Referrers: img.Referrers,
-		})
 		perImage += img.Size
-		for _, pl := range img.Platforms {
-			if !slices.Contains(plats, pl) {
-				plats = append(plats, pl)
-			}
-		}
 	}
-	rep.Platforms = len(plats)
 	rep.BytesDeduped = max(perImage-rep.BytesTotal, 0)
 	for _, n := range p.Nodes {
 		if n.IsManifest() {
@@ -479,6 +483,27 @@ func report(p *Plan, st *transferStats, res archiveResult, comp layout.Compressi
 		}
 	}
 	return rep
+}
+
+// imageReports lists the plan's images and counts their distinct platforms.
+func imageReports(p *Plan) ([]ImageReport, int) {
+	out := []ImageReport{}
+	var plats []string
+	for _, img := range p.Images {
+		out = append(out, ImageReport{
+			Reference: img.Ref,
+			Digest:    img.Desc.Digest.String(),
+			MediaType: img.Desc.MediaType,
+			Platforms: img.Platforms,
+			Referrers: img.Referrers,
+		})
+		for _, pl := range img.Platforms {
+			if !slices.Contains(plats, pl) {
+				plats = append(plats, pl)
+			}
+		}
+	}
+	return out, len(plats)
 }
 
 func uniqueReferrers(p *Plan) map[digest.Digest]bool {

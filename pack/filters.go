@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,13 +13,10 @@ import (
 // it has, since an export that silently carries nothing of an image is a
 // typo found on the far side of the air gap.
 func keepMatching(g *discovery, roots []root, opts Options) ([]root, error) {
-	if g.matcher == nil {
-		return roots, nil
-	}
 	var out []root
 	for _, rt := range roots {
 		e := g.get(rt.repo, rt.desc.Digest)
-		if e == nil || len(g.platformsOf(rt.repo, rt.desc.Digest)) > 0 || (e.platform == nil && len(e.all) == 0) {
+		if rt.w.matcher == nil || e == nil || len(g.platformsOf(rt)) > 0 || (e.platform == nil && len(e.all) == 0) {
 			out = append(out, rt)
 			continue
 		}
@@ -26,7 +24,7 @@ func keepMatching(g *discovery, roots []root, opts Options) ([]root, error) {
 		if e.platform != nil {
 			has = []string{platformString(e)}
 		}
-		msg := fmt.Sprintf("%s has no platform matching --platform %s: it has %s", rt.ref, strings.Join(opts.Platforms, ","), strings.Join(has, ", "))
+		msg := fmt.Sprintf("%s has no platform matching --platform %s: it has %s", rt.ref, strings.Join(rt.w.platforms, ","), strings.Join(has, ", "))
 		if !opts.AllowEmpty {
 			return nil, fmt.Errorf("%s; pick one of those, or pass --allow-empty to export the other images without it", msg)
 		}
@@ -35,7 +33,7 @@ func keepMatching(g *discovery, roots []root, opts Options) ([]root, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("--platform %s keeps nothing of any image: nothing to export", strings.Join(opts.Platforms, ","))
+		return nil, errors.New("the platforms asked for keep nothing of any image: nothing to export")
 	}
 	return out, nil
 }
@@ -51,16 +49,13 @@ func platformString(e *entry) string {
 // checkArtifactTypes refuses an --artifact-type that keeps no referrer of
 // an image that has some, naming the types it has.
 func checkArtifactTypes(p *Plan, opts Options) error {
-	if len(opts.ArtifactTypes) == 0 {
-		return nil
-	}
 	for i := range p.Images {
 		img := &p.Images[i]
-		if img.Referrers > 0 || len(img.dropped) == 0 {
+		if len(img.types) == 0 || img.Referrers > 0 || len(img.dropped) == 0 {
 			continue
 		}
 		slices.Sort(img.dropped)
-		msg := fmt.Sprintf("%s has no referrer of type %s: it has %s", img.Ref, strings.Join(opts.ArtifactTypes, ","), strings.Join(img.dropped, ", "))
+		msg := fmt.Sprintf("%s has no referrer of type %s: it has %s", img.Ref, strings.Join(img.types, ","), strings.Join(img.dropped, ", "))
 		if !opts.AllowEmpty {
 			return fmt.Errorf("%s; check the type, or pass --allow-empty to export the image without them", msg)
 		}

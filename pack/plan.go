@@ -48,6 +48,7 @@ type PlannedImage struct {
 	Referrers int                // referrers anywhere in its tree
 	Size      int64              // bytes of all its nodes, for dedup accounting
 	dropped   []string           // artifact types --artifact-type left out
+	types     []string           // the artifact types asked for
 }
 
 // PlannedReferrer is a referrer manifest as index.json will list it.
@@ -67,6 +68,8 @@ type Plan struct {
 	Nodes     []*Node // deduplicated by digest, in discovery order
 	Referrers []PlannedReferrer
 	Skipped   []string // foreign layers left out: "ref: digest"
+	// Selections are the tags the spec's tag selections chose.
+	Selections []Selection
 }
 
 // Filter returns a plan holding only the nodes keep accepts. Images and
@@ -131,12 +134,12 @@ func assemble(g *discovery, roots []root) (*Plan, error) {
 		refs:  map[digest.Digest]map[string]bool{},
 	}
 	for _, r := range roots {
-		img := PlannedImage{Ref: r.ref, Desc: r.desc}
+		img := PlannedImage{Ref: r.ref, Desc: r.desc, types: r.w.types}
 		seen := map[digest.Digest]bool{}
 		if err := a.visit(&img, r.repo, seen, r.desc, roleOf(r.desc)); err != nil {
 			return nil, err
 		}
-		img.Platforms = g.platformsOf(r.repo, r.desc.Digest)
+		img.Platforms = g.platformsOf(r)
 		a.plan.Images = append(a.plan.Images, img)
 	}
 	a.plan.Skipped = g.skippedList()

@@ -120,7 +120,7 @@ func TestBuildIndexNamesImagesAndCosignTagsOnly(t *testing.T) {
 			{Desc: sig, Subject: img.Digest, Via: "cosign", TagRef: "reg.example/app:sha256-abc.sig"},
 		},
 	}
-	data, err := buildIndex(p)
+	data, err := buildIndex(p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

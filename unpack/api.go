@@ -25,6 +25,10 @@ type Options struct {
 	// Key is a public key: the bundle's FILE.sha256.sig must verify with
 	// it, and the bundle match FILE.sha256, before anything is pushed.
 	Key string
+	// Receipt, when set, is where a successful import writes what the
+	// target now holds of the bundle (verify.Receipt): the base of the
+	// next incremental export.
+	Receipt string
 }
 
 // Report is what Import did.

@@ -63,6 +63,9 @@ func (im *importer) checkTarget(ctx context.Context) ([]*blobJob, error) {
 			j = &blobJob{desc: q.desc}
 			jobs[q.desc.Digest] = j
 		}
+		if j.holder == "" {
+			j.holder = im.holderOf(q.desc.Digest)
+		}
 		if answers[i] {
 			im.report.Skipped++
 			if j.holder == "" {
@@ -157,7 +160,9 @@ func (im *importer) missingBlobs(jobs []*blobJob, present func(digest.Digest) bo
 	var keep []*blobJob
 	for _, j := range jobs {
 		switch {
-		case present(j.desc.Digest):
+		case present(j.desc.Digest), j.holder != "":
+			// Absent but on the target in another repository (left out
+			// of an incremental bundle): a cross-repo mount brings it.
 			keep = append(keep, j)
 		case graph.IsForeign(j.desc):
 			im.notice("foreign layer %s is not in the bundle: the target must fetch it from its URLs", j.desc.Digest)
@@ -240,7 +245,12 @@ func (im *importer) pushBlobsStream(ctx context.Context, jobs []*blobJob) error 
 	for _, j := range byDigest {
 		rest = append(rest, j)
 	}
-	im.missingBlobs(rest, func(digest.Digest) bool { return false })
+	for _, j := range im.missingBlobs(rest, func(digest.Digest) bool { return false }) {
+		// Not in the stream, on the target elsewhere: mounted from there.
+		im.pushJob(ctx, j, func() (io.ReadCloser, error) {
+			return nil, fmt.Errorf("blob %s: %w, and the target would not mount it from %s", j.desc.Digest, graph.ErrAbsent, im.reg.name(j.holder))
+		})
+	}
 	return nil
 }
 
@@ -276,6 +286,9 @@ func (im *importer) readBlobs(ctx context.Context, jobs []*blobJob) error {
 	}
 	return forEach(ctx, min(im.opts.Concurrency, maxUploadStreams), len(jobs), func(ctx context.Context, i int) error {
 		j := jobs[i]
+		if _, ok := im.b.Present[j.desc.Digest]; !ok {
+			return nil // to be mounted from the repository that has it
+		}
 		rc, err := im.b.Open(ocispec.Descriptor{Digest: j.desc.Digest, Size: j.desc.Size})
 		if err != nil {
 			im.blobError(j.desc, j.missing[0], err)

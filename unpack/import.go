@@ -83,6 +83,9 @@ func Import(ctx context.Context, file string, opts Options) (*Report, error) {
 		})
 	}
 	err = im.run(ctx)
+	if err == nil && opts.Receipt != "" && !opts.DryRun {
+		err = im.writeReceipt(opts.Receipt)
+	}
 	im.report.Duration = time.Since(start)
 	return im.report, err
 }

@@ -55,6 +55,9 @@ func (im *importer) preflight(ctx context.Context) error {
 			im.cover(i.repo, i.root.Desc.Digest)
 		}
 	}
+	if err := im.checkBase(ctx); err != nil {
+		return err
+	}
 	return im.checkSparse(ctx)
 }
 

@@ -29,10 +29,14 @@ type checker struct {
 	// leftOut holds digests a sparse index leaves out on purpose: their
 	// referrers may point at them without that being damage.
 	leftOut map[digest.Digest]bool
+	// fromBase holds the blobs an incremental bundle left out because its
+	// base carried them.
+	fromBase map[digest.Digest]bool
 }
 
 func checkGraph(b *Bundle, damaged map[digest.Digest]bool, rep *Report) {
 	c := &checker{b: b, rep: rep, damaged: damaged, reached: map[digest.Digest]bool{}, said: map[string]bool{}, leftOut: map[digest.Digest]bool{}}
+	c.fromBase = checkBase(b, rep)
 	g := b.Graph
 	for _, r := range g.Roots {
 		c.edge(r.Desc, nil, layout.IndexFile)
@@ -113,6 +117,8 @@ func (c *checker) edge(d ocispec.Descriptor, parent *graph.Node, from string) {
 // a hole in the bundle (error).
 func (c *checker) missing(d ocispec.Descriptor, parent *graph.Node, from string) {
 	switch {
+	case c.fromBase[d.Digest]:
+		c.problem(SeverityInfo, "from-base", d.Digest, "%s (%s, %d bytes) listed by %s is left out: the base carried it", d.Digest, d.MediaType, d.Size, from)
 	case graph.IsForeign(d):
 		c.problem(SeverityInfo, "foreign-layer", d.Digest, "foreign (non-distributable) layer %s from %s is not carried: the target fetches it from its own source", d.Digest, from)
 	case parent != nil && graph.IsIndex(parent.MediaType()) && c.siblingPresent(parent, d.Digest):

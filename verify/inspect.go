@@ -34,7 +34,17 @@ type Inventory struct {
 	// Signature is SignatureUnchecked when FILE.sha256.sig is there
 	// (inspect checks no key), else SignatureNone.
 	Signature string `json:"signature"`
+	// Bundle is the digest of index.json: the identity an incremental
+	// bundle names its base by. Base is set for an incremental bundle.
+	Bundle string       `json:"bundle,omitempty"`
+	Base   *Incremental `json:"base,omitempty"`
+
+	receipt    *Receipt
+	receiptErr error
 }
+
+// Receipt describes the bundle as a base for `bundle export --since`.
+func (inv *Inventory) Receipt() (*Receipt, error) { return inv.receipt, inv.receiptErr }
 
 // Node is an image, a platform of an index, or a referrer.
 type Node struct {
@@ -101,6 +111,11 @@ func Inspect(ctx context.Context, path string, opts Options) (*Inventory, error)
 	if inv.Parts != nil {
 		inv.File = inv.Parts.Base
 	}
+	if b.Written() {
+		inv.Bundle = b.Info.IndexDigest.String()
+	}
+	inv.Base = b.Incremental()
+	inv.receipt, inv.receiptErr = ReceiptOf(b)
 	newTree(b).build(inv)
 	return inv, nil
 }

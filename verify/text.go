@@ -22,6 +22,12 @@ func (inv *Inventory) WriteText(w io.Writer) error {
 	fmt.Fprintf(bw, "%s: %s, %s, %s (read %s to list it)\n", safetext.String(inv.File), inv.Compression, how,
 		humanSize(inv.ArchiveSize), humanSize(inv.BytesRead))
 	writeMedia(bw, inv)
+	if inv.Bundle != "" {
+		fmt.Fprintf(bw, "index.json %s\n", inv.Bundle)
+	}
+	if inv.Base != nil {
+		fmt.Fprintf(bw, "incremental: %d blobs left out, carried by base %s\n", inv.Base.LeftOut, safetext.String(strings.Join(inv.Base.Bases, ", ")))
+	}
 	for _, n := range inv.Images {
 		writeNode(bw, n, 0, "")
 	}

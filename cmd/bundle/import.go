@@ -25,6 +25,7 @@ func importCommand(s streams, parseOnly bool) *cli.Command {
 			&cli.StringFlag{Name: "sparse-index", Usage: "`single|rewrite` for an index exported with --platform: push the platform manifests only, or a new smaller index (default: refuse)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "check the bundle and the target, push nothing"},
 			keyFlag(),
+			&cli.StringFlag{Name: "receipt", Usage: "after a successful import, write what the target holds of the bundle to `FILE` (a base for export --since)", TakesFile: true},
 		}, remoteFlags()...),
 		Action: func(c *cli.Context) error {
 			a, err := args(c, 1, "FILE (the bundle to import)")
@@ -69,6 +70,7 @@ func runImport(c *cli.Context, s streams, file string) error {
 		SparseIndex:   c.String("sparse-index"),
 		DryRun:        c.Bool("dry-run"),
 		Key:           c.String("key"),
+		Receipt:       c.String("receipt"),
 		Concurrency:   c.Int("concurrency"),
 		Remote:        remoteOptions(c),
 		Progress:      display,

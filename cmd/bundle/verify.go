@@ -50,7 +50,9 @@ func inspectCommand(s streams, parseOnly bool) *cli.Command {
 		Name:      "inspect",
 		Usage:     "list what a bundle holds: images, platforms, referrer trees, parts, signature",
 		ArgsUsage: "FILE (or FILE.000, any part, FILE.sha256)",
-		Flags:     []cli.Flag{jsonFlag()},
+		Flags: []cli.Flag{jsonFlag(),
+			&cli.StringFlag{Name: "receipt", Usage: "also write the bundle's receipt to `FILE`: a base for bundle export --since", TakesFile: true},
+		},
 		Action: func(c *cli.Context) error {
 			file, err := oneFile(c)
 			if err != nil || parseOnly {
@@ -59,6 +61,15 @@ func inspectCommand(s streams, parseOnly bool) *cli.Command {
 			inv, err := verify.Inspect(c.Context, file, verify.Options{Stdin: s.in})
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", file, err)
+			}
+			if out := c.String("receipt"); out != "" {
+				r, err := inv.Receipt()
+				if err == nil {
+					err = verify.WriteReceipt(out, r)
+				}
+				if err != nil {
+					return fmt.Errorf("inspect %s: %w", file, err)
+				}
 			}
 			if c.Bool("json") {
 				return writeJSON(s.out, inv)

@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Rows = append(res.Rows, steps.format(ctx, ext)...)
 	}
 	res.Rows = append(res.Rows, steps.peers(ctx)...)
+	res.Rows = append(res.Rows, steps.sync(ctx)...) // last: it changes the source
 	addChecks(res.Rows, floors)
 	return res, ctx.Err()
 }

@@ -209,7 +209,7 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 		}
 	}
 
-	exports := 0
+	exports, since := 0, 0
 	fd, err := os.Open(argsLog)
 	if err != nil {
 		t.Fatal(err)
@@ -223,16 +223,22 @@ func TestRunDrivesEveryStepAndCatchesAnImportThatPushedNothing(t *testing.T) {
 			continue
 		}
 		exports++
-		want := 8 + 14
+		n := 8 + 14
 		if strings.Contains(sc.Text(), "--split-size") {
-			want += 4 // --split-size SIZE --parity 2
+			n += 4 // --split-size SIZE --parity 2
 		}
-		if !strings.Contains(sc.Text(), "--plain-http") || !strings.Contains(sc.Text(), "--cache") || len(f) != want {
+		if strings.Contains(sc.Text(), "--since ") {
+			n += 2
+			since++
+		}
+		if !strings.Contains(sc.Text(), "--plain-http") || !strings.Contains(sc.Text(), "--cache") || len(f) != n {
 			t.Errorf("export arguments %q: want --plain-http, --cache and the 14 references", sc.Text())
 		}
 	}
-	if exports != 6 {
-		t.Errorf("%d exports, want 2 formats × 2 runs and 2 split runs", exports)
+	// 2 formats × 2 runs, 2 split runs; then the sync's base, and its full
+	// and incremental exports × 2 runs.
+	if exports != 4+2+1+2+2 || since != 2 {
+		t.Errorf("%d exports (%d with --since), want 11 (2)", exports, since)
 	}
 	if left, _ := os.ReadDir(scratch); len(left) != 0 {
 		t.Errorf("Run left %d entries in its temp dir", len(left))

@@ -134,6 +134,10 @@ MB/s is the data set's unique bytes over wall time (MB = 10^6 bytes). Ratios are
   as a percentage of the first.
 - verify .tar against the sha256 floor; verify .tar.zst against sha256 + zstd -d floors.
 - inspect: bytes the command read, from its --json report, as a percentage of the archive size.
+- sync (issue 13): after a bundle of every tag, 1 layer in 10 gets new bytes (new configs and
+  manifests above it) and is pushed; the next sync is exported in full and with --since the first
+  bundle, each with an empty cache. Its check is the incremental archive's size as a percentage of
+  the full one's; its MB/s is the incremental archive's bytes over its wall time.
 - RSS is the child's own peak resident set: the highest VmHWM of /proc/PID/status, read every 5 ms
   while it runs, or its ru_maxrss when that is above the harness's own peak (only the child can have
   put it there). "≤" marks a child gone before its first read: ru_maxrss alone, which also counts the
