@@ -327,7 +327,11 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 		}
 		salvage := func(partial string) {
 			if fi, err := os.Stat(partial); err == nil && fi.Size() > salvageQuietly && opts.Notice != nil {
-				opts.Notice("keeping the blobs of %s (%d bytes) for a rerun; a second Ctrl-C skips this", partial, fi.Size())
+				hint := ""
+				if ctx.Err() != nil { // interrupted: a second signal stops this too
+					hint = "; a second Ctrl-C skips this"
+				}
+				opts.Notice("keeping the blobs of %s (%d bytes) for a rerun%s", partial, fi.Size(), hint)
 			}
 			blobs, bytes, _ := src.salvage(context.WithoutCancel(ctx), partial)
 			if blobs > 0 && opts.Notice != nil {
