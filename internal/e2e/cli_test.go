@@ -107,3 +107,43 @@ func TestInterruptExitsWithTheSignalsStatus(t *testing.T) {
 	}
 	_ = img
 }
+
+// TestWhatTheCommandsSay runs the commands that show what bundle does and
+// checks their exit status and first line: --debug's request lines, the
+// cache, and import --dry-run's state of each image (--authfile is tested
+// in internal/remote, against a registry that asks for credentials).
+func TestWhatTheCommandsSay(t *testing.T) {
+	reg := testregistry.NewDistribution(t)
+	reg.PushImage(t, "team/app", "1", testregistry.ImageSpec{Seed: 5})
+	target := testregistry.NewDistribution(t)
+	dir := t.TempDir()
+	cache := filepath.Join(dir, "cache")
+	out := filepath.Join(dir, "b.tar.zst")
+
+	r := bundle(t, nil, "export", "--plain-http", "--quiet", "--debug", "--cache", cache, "-o", out, reg.Ref("team/app", "1"))
+	first, _, _ := strings.Cut(r.stderr, "\n")
+	if r.code != 0 || !strings.HasPrefix(first, "debug: ") || !strings.Contains(r.stderr, "/v2/team/app/manifests/1 200") {
+		t.Fatalf("export --debug: exit %d\n%s", r.code, r.stderr)
+	}
+
+	r = bundle(t, nil, "cache", "ls", "--cache", cache)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, cache+": ") || !strings.Contains(r.stdout, " blobs, ") {
+		t.Errorf("cache ls: exit %d, %q", r.code, r.stdout)
+	}
+	r = bundle(t, nil, "cache", "prune", "--cache", cache)
+	if first, _, _ := strings.Cut(r.stderr, "\n"); r.code != 0 || !strings.HasPrefix(first, "removed ") {
+		t.Errorf("cache prune: exit %d, %q", r.code, r.stderr)
+	}
+
+	want := []string{"push", "pushed", "already there", "already there"}
+	for i, dry := range []bool{true, false, true, false} {
+		args := []string{"import", "--plain-http", "--json", "--quiet", "--target", target.Host}
+		if dry {
+			args = append(args, "--dry-run")
+		}
+		r := bundle(t, nil, append(args, out)...)
+		if r.code != 0 || !strings.Contains(r.stdout, `"state": "`+want[i]+`"`) {
+			t.Errorf("import #%d (dry run %v): exit %d, want state %q\n%s%s", i, dry, r.code, want[i], r.stdout, r.stderr)
+		}
+	}
+}
