@@ -21,7 +21,7 @@ const (
 	MaxDescriptors = 10_000
 	// MaxIndexEntries bounds the entries of index.json: every image and
 	// referrer of a bundle within DefaultLimits.
-	MaxIndexEntries = 50_000
+	MaxIndexEntries = 40_000
 	// maxDescriptorSize bounds the JSON of one descriptor.
 	maxDescriptorSize = 64 << 10
 	// maxAnnotations bounds the annotations of one manifest or index.
