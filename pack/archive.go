@@ -199,6 +199,20 @@ func buildIndex(p *Plan, lo *leftOut) ([]byte, error) {
 	if len(data) > layout.MaxIndexSize {
 		return nil, fmt.Errorf("index.json would exceed %d MiB (%d entries): export fewer images per bundle", layout.MaxIndexSize>>20, len(idx.Manifests))
 	}
+	// What the far side would refuse to read is not written.
+	manifests, bytes := 0, int64(0)
+	for _, n := range p.Nodes {
+		if n.IsManifest() {
+			manifests++
+			bytes += n.Desc.Size
+		}
+	}
+	switch lim := graph.DefaultLimits; {
+	case len(idx.Manifests) > graph.MaxIndexEntries:
+		return nil, fmt.Errorf("the bundle would list %d images and referrers, more than the %d a bundle may (docs/LIMITS.md): export fewer images per bundle", len(idx.Manifests), graph.MaxIndexEntries)
+	case manifests > lim.Manifests || bytes > lim.ManifestBytes:
+		return nil, fmt.Errorf("the bundle would hold %d manifests (%d bytes), more than the %d (%d bytes) a bundle may (docs/LIMITS.md): export fewer images per bundle", manifests, bytes, lim.Manifests, lim.ManifestBytes)
+	}
 	return data, nil
 }
 
