@@ -138,6 +138,10 @@ func (e *GaveUpError) Error() string {
 	if request != "" {
 		last = request + ": " + last
 	}
+	if errors.Is(e.Last, syscall.ECONNREFUSED) {
+		// Said once: the registry, that it is not there, what to check.
+		return fmt.Sprintf("registry %s is unreachable: it refused the connection %d times in a row (last: %s): check the address and port, that the registry is running, and --plain-http (HTTP) versus HTTPS", registry, e.Attempts, request)
+	}
 	return fmt.Sprintf("registry %s failed %d attempts in a row (last: %s): %s", registry, e.Attempts, last, advice(registry, e.Last))
 }
 
