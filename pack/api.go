@@ -71,8 +71,12 @@ type Report struct {
 	Parts        []string      `json:"parts,omitempty"`     // data parts then parity parts, when split
 	Signature    string        `json:"signature,omitempty"` // the .sig file written
 	Duration     time.Duration `json:"durationNs"`
-	DryRun       bool          `json:"dryRun,omitempty"`
-	Plan         PlanReport    `json:"plan"`
+	// Planning is how long the plan took; FirstWrite when the first blob
+	// reached the disk (the spool, while planning went on, or the archive).
+	Planning   time.Duration `json:"planningNs"`
+	FirstWrite time.Duration `json:"firstWriteNs"`
+	DryRun     bool          `json:"dryRun,omitempty"`
+	Plan       PlanReport    `json:"plan"`
 }
 
 // ImageReport describes one exported reference.

@@ -63,6 +63,9 @@ type discovery struct {
 	notice  func(string, ...any)
 	limiter *semaphore.Weighted
 
+	// found, if set, is told of every blob the walk keeps, as it meets it.
+	found func(repo string, desc ocispec.Descriptor)
+
 	mu      sync.Mutex
 	entries map[entryKey]*entry
 	skipped []string
@@ -76,11 +79,11 @@ type entryKey struct {
 	d    digest.Digest
 }
 
-func newDiscovery(src *source, concurrency int, notice func(string, ...any)) *discovery {
+func newDiscovery(src *source, limiter *semaphore.Weighted, notice func(string, ...any)) *discovery {
 	return &discovery{
 		src:     src,
 		notice:  notice,
-		limiter: semaphore.NewWeighted(int64(concurrency)),
+		limiter: limiter,
 		entries: map[entryKey]*entry{},
 	}
 }
@@ -113,6 +116,9 @@ func (g *discovery) guard(rt root, h images.HandlerFunc) images.HandlerFunc {
 			return nil, fmt.Errorf("%s: %s: %w", rt.ref, desc.Digest, graph.ErrSchema1)
 		}
 		if !graph.IsManifest(desc.MediaType) {
+			if g.found != nil {
+				g.found(rt.repo, desc)
+			}
 			return nil, images.ErrSkipDesc
 		}
 		k := entryKey{rt.repo, desc.Digest}

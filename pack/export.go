@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/bundle-dev/bundle/internal/graph"
 	"github.com/bundle-dev/bundle/internal/progress"
@@ -43,16 +45,37 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	resolver, client := opts.Remote.Connect(ctx)
 	src := newSource(resolver, client, store, opts.Remote.Policy())
 
-	plan, err := makePlan(ctx, src, refs, opts)
-	if err != nil {
-		return nil, err
-	}
-	var lo *leftOut
+	// The bases are read first: what they hold is not fetched early.
+	var ids []string
+	var held map[digest.Digest]map[string]bool
 	if len(opts.Since) > 0 {
-		ids, held, err := loadBases(ctx, opts.Since)
+		if ids, held, err = loadBases(ctx, opts.Since); err != nil {
+			return nil, err
+		}
+	}
+	first := &firstWrite{start: start}
+	limiter := semaphore.NewWeighted(int64(opts.Concurrency))
+	var found func(string, ocispec.Descriptor)
+	stopEarly := func() {}
+	if !opts.DryRun {
+		sp, err := newSpool(filepath.Dir(opts.Output), spoolLimit, first)
 		if err != nil {
 			return nil, err
 		}
+		defer sp.Close()
+		src.spool = sp
+		ahead := startEarly(ctx, src, sp, limiter, opts.Concurrency, func(d digest.Digest) bool { return held[d] != nil })
+		found, stopEarly = ahead.found, sync.OnceFunc(ahead.stop)
+		defer stopEarly()
+	}
+	plan, err := makePlan(ctx, src, refs, opts, limiter, found)
+	stopEarly()
+	if err != nil {
+		return nil, err
+	}
+	planning := time.Since(start)
+	var lo *leftOut
+	if len(opts.Since) > 0 {
 		plan, lo = cut(plan, ids, held)
 	}
 	sum := summarize(ctx, src, plan, lo)
@@ -69,12 +92,15 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	if err := m.plan(plan); err != nil {
 		return nil, err
 	}
-	st, res, err := transfer(ctx, src, plan, index, comp, m, opts)
+	st, res, err := transfer(ctx, src, plan, index, comp, m, first, opts)
 	if err != nil {
+		// What came early is kept for a rerun, as the archive's blobs are.
+		src.spool.keep(context.WithoutCancel(ctx), store)
 		return nil, err
 	}
 	rep := report(plan, st, res, comp, opts.Output)
 	rep.Plan = sum
+	rep.Planning, rep.FirstWrite = planning, first.after()
 	// What --since left out is no dedup saving.
 	rep.BytesDeduped = max(rep.BytesDeduped-sum.BytesLeftOut, 0)
 	rep.Duration = time.Since(start)
@@ -134,7 +160,9 @@ func checkOutput(out string, force bool) error {
 }
 
 // makePlan resolves every reference and walks its graph.
-func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*Plan, error) {
+// The walk takes its request slots from limiter; found, if set, is told of
+// each blob it keeps as soon as it meets it.
+func makePlan(ctx context.Context, src *source, refs []string, opts Options, limiter *semaphore.Weighted, found func(string, ocispec.Descriptor)) (*Plan, error) {
 	tgts, sels, err := targets(ctx, src, refs, opts)
 	if err != nil {
 		return nil, err
@@ -142,7 +170,8 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options) (*P
 	if len(tgts) > graph.MaxIndexEntries {
 		return nil, fmt.Errorf("%d references: a bundle's index.json lists at most %d entries; export them in several bundles", len(tgts), graph.MaxIndexEntries)
 	}
-	g := newDiscovery(src, opts.Concurrency, opts.Notice)
+	g := newDiscovery(src, limiter, opts.Notice)
+	g.found = found
 	resolved, err := resolveAll(ctx, src, tgts, opts.Concurrency)
 	if err != nil {
 		return nil, err
@@ -282,7 +311,7 @@ type transferStats struct {
 // rather than on the disk, large blobs from the far end of the order into
 // the cache, for the writer to read from there when it gets to them. Each
 // blob is claimed once, by whoever gets to it first, and fetched once.
-func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, m *media, opts Options) (*transferStats, archiveResult, error) {
+func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp layout.Compression, m *media, first *firstWrite, opts Options) (*transferStats, archiveResult, error) {
 	order := plan.WriteOrder()
 	claims := make([]atomic.Bool, len(order))
 	ready := make([]chan struct{}, len(order))
@@ -301,6 +330,7 @@ func transfer(ctx context.Context, src *source, plan *Plan, index []byte, comp l
 		defer pace.finish()
 		gauge := newGauge(pace, time.Now)
 		open := func(ctx context.Context, i int, n *Node) (io.ReadCloser, error) {
+			first.mark()
 			// Small blobs cost round trips, whoever fetches them: only the
 			// time spent on large ones tells whether the writer is starved.
 			timed := n.Desc.Size > prefetchSmall
@@ -366,7 +396,7 @@ func prefetch(ctx context.Context, src *source, order []*Node, claims []atomic.B
 		// run cached: the writer checks that again as it reads, since a
 		// disk can rot between runs.
 		d := order[i].Desc.Digest
-		if src.isPlanned(d) || src.cached(ctx, d) || !claims[i].CompareAndSwap(false, true) {
+		if src.isPlanned(d) || src.spool.has(d) || src.cached(ctx, d) || !claims[i].CompareAndSwap(false, true) {
 			return nil
 		}
 		if err := src.account(ctx, order[i], opts.Progress, st); err != nil {

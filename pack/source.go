@@ -40,6 +40,8 @@ type source struct {
 	// handed holds manifests the referrer finder already read and verified,
 	// until the walk asks for them: small, and gone once walked.
 	handed map[digest.Digest][]byte
+	// spool holds the small blobs fetched while planning; nil for a dry run.
+	spool *spool
 }
 
 func newSource(resolver remotes.Resolver, client *remote.Client, store content.Store, policy remote.Policy) *source {
@@ -107,7 +109,7 @@ func (s *source) manifest(ctx context.Context, repo string, desc ocispec.Descrip
 	}
 	s.mu.Unlock()
 	if !ok {
-		if err := s.fetchManifest(ctx, repo, desc, &data); err != nil {
+		if err := s.fetchWhole(ctx, repo, desc, &data); err != nil {
 			return nil, err
 		}
 	}
@@ -137,9 +139,9 @@ func (s *source) dropHanded() {
 	clear(s.handed)
 }
 
-// fetchManifest reads a manifest whole: the transport read it whole before
-// handing it over, retrying a body cut short, so no loop is needed here.
-func (s *source) fetchManifest(ctx context.Context, repo string, desc ocispec.Descriptor, data *[]byte) error {
+// fetchWhole reads a small object whole, verified, into data: a manifest,
+// a config read to learn a platform, a small blob fetched early.
+func (s *source) fetchWhole(ctx context.Context, repo string, desc ocispec.Descriptor, data *[]byte) error {
 	f, err := s.fetcher(ctx, repo)
 	if err != nil {
 		return err

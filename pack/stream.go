@@ -22,12 +22,14 @@ import (
 func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st *transferStats, keep bool) (io.ReadCloser, error) {
 	if data, ok := s.takePlanned(n.Desc.Digest); ok {
 		// Fetched and verified while planning.
-		id := n.Desc.Digest.String()
-		tr.Start(id, describe(n), n.Desc.Size)
-		tr.Add(id, n.Desc.Size)
-		tr.Done(id, false, nil)
-		st.fetched.Add(n.Desc.Size)
-		return io.NopCloser(bytes.NewReader(data)), nil
+		return fetchedEarly(n, tr, st, bytes.NewReader(data)), nil
+	}
+	if r, ok, err := s.spool.take(n.Desc.Digest); ok {
+		if err != nil {
+			return nil, fetchError(n, err)
+		}
+		// Fetched and verified while planning went on.
+		return fetchedEarly(n, tr, st, &ctxReader{ctx: ctx, r: r}), nil
 	}
 	if s.cached(ctx, n.Desc.Digest) {
 		if err := s.account(ctx, n, tr, st); err != nil {
@@ -47,6 +49,16 @@ func (s *source) openBlob(ctx context.Context, n *Node, tr progress.Tracker, st 
 		return nil, err
 	}
 	return bs, nil
+}
+
+// fetchedEarly counts a blob fetched before the writer got to it.
+func fetchedEarly(n *Node, tr progress.Tracker, st *transferStats, r io.Reader) io.ReadCloser {
+	id := n.Desc.Digest.String()
+	tr.Start(id, describe(n), n.Desc.Size)
+	tr.Add(id, n.Desc.Size)
+	tr.Done(id, false, nil)
+	st.fetched.Add(n.Desc.Size)
+	return io.NopCloser(r)
 }
 
 // account runs ensure, which completes a partial ingest if need be, and
