@@ -172,8 +172,38 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options, lim
 	}
 	g := newDiscovery(src, limiter, opts.Notice)
 	g.found = found
-	resolved, err := resolveAll(ctx, src, tgts, opts.Concurrency)
-	if err != nil {
+	// Each reference is resolved and walked in one go, so that the first
+	// blobs are found (and fetched early) within seconds however many
+	// references there are. Resolving takes a request slot like the walk.
+	// At most Concurrency references at a time: one goroutine per
+	// reference at once made thousands of stacks for the collector to scan
+	// while they all waited on the same request limit. The assembly
+	// afterwards is sequential in the order given, which is what decides
+	// where a shared blob is fetched from.
+	resolved := make([]root, len(tgts))
+	errs := make([]error, len(tgts))
+	wg, wctx := errgroup.WithContext(ctx)
+	wg.SetLimit(opts.Concurrency)
+	for i, t := range tgts {
+		wg.Go(func() error {
+			if errs[i] = limiter.Acquire(wctx, 1); errs[i] != nil {
+				return errs[i]
+			}
+			rt, err := resolve(wctx, src, t.ref)
+			limiter.Release(1)
+			if err == nil {
+				rt.w = t.w
+				resolved[i] = rt
+				err = g.walk(wctx, rt)
+			}
+			errs[i] = err
+			return err
+		})
+	}
+	_ = wg.Wait()
+	// A failure is reported for the first failing reference in the order
+	// given.
+	if err := firstError(ctx, errs); err != nil {
 		return nil, err
 	}
 	var roots []root
@@ -183,25 +213,6 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options, lim
 			given[rt.ref] = true
 			roots = append(roots, rt)
 		}
-	}
-	// Roots are walked at the same time, sharing the discovery's limit on
-	// requests; the assembly afterwards is sequential in the order given,
-	// which is what decides where a shared blob is fetched from.
-	// At most Concurrency walks at a time: one goroutine per reference at
-	// once made thousands of stacks for the collector to scan while they
-	// all waited on the same request limit.
-	wg, wctx := errgroup.WithContext(ctx)
-	wg.SetLimit(opts.Concurrency)
-	walkErrs := make([]error, len(roots))
-	for i, rt := range roots {
-		wg.Go(func() error {
-			walkErrs[i] = g.walk(wctx, rt)
-			return walkErrs[i]
-		})
-	}
-	_ = wg.Wait()
-	if err := firstError(ctx, walkErrs); err != nil {
-		return nil, err
 	}
 	src.dropHanded()
 	if roots, err = keepMatching(g, roots, opts); err != nil {
@@ -213,27 +224,6 @@ func makePlan(ctx context.Context, src *source, refs []string, opts Options, lim
 	}
 	plan.Selections = sels
 	return plan, checkArtifactTypes(plan, opts)
-}
-
-// resolveAll resolves refs concurrently; a failure is reported for the
-// first failing reference in the order given.
-func resolveAll(ctx context.Context, src *source, tgts []target, concurrency int) ([]root, error) {
-	out := make([]root, len(tgts))
-	errs := make([]error, len(tgts))
-	var g errgroup.Group
-	g.SetLimit(concurrency)
-	for i, t := range tgts {
-		g.Go(func() error {
-			out[i], errs[i] = resolve(ctx, src, t.ref)
-			out[i].w = t.w
-			return nil
-		})
-	}
-	_ = g.Wait()
-	if err := firstError(ctx, errs); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // firstError is the first real failure in errs, in order: a walk cancelled
