@@ -30,8 +30,17 @@ const maxReport = 4 << 20
 // RunChild runs name with args as a child process and measures it. The end
 // of its stderr goes into the error, so a failure says why.
 func RunChild(ctx context.Context, dir, name string, args ...string) (Sample, error) {
+	return RunChildEnv(ctx, dir, nil, name, args...)
+}
+
+// RunChildEnv is RunChild with env ("KEY=value") added to the harness's
+// environment, for a peer tool that reads its configuration from there.
+func RunChildEnv(ctx context.Context, dir string, env []string, name string, args ...string) (Sample, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	out := &limitedBuffer{max: maxReport}
