@@ -24,6 +24,16 @@ type Sample struct {
 	Stdout        []byte // a child's stdout (its --json report)
 }
 
+// add counts s into t as one more of a run of children one after the
+// other: times add up, the peak RSS is the highest.
+func (t *Sample) add(s Sample) {
+	t.Wall += s.Wall
+	t.CPU += s.CPU
+	if s.MaxRSS >= t.MaxRSS {
+		t.MaxRSS, t.RSSUpperBound = s.MaxRSS, s.RSSUpperBound
+	}
+}
+
 // maxReport bounds what a child may print on stdout.
 const maxReport = 4 << 20
 
