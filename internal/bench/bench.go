@@ -19,6 +19,7 @@ type Config struct {
 	Runs     int    // repetitions of each bundle step; the median counts
 	Bundle   string // the bundle binary
 	Registry string // the docker-registry binary
+	Regctl   string // regctl, the scale benchmark's peer; "" leaves it out
 	TempDir  string // parent of the scratch directory; "" means os.TempDir
 	Log      io.Writer
 }

@@ -24,14 +24,33 @@ type Sample struct {
 	Stdout        []byte // a child's stdout (its --json report)
 }
 
+// add counts s into t as one more of a run of children one after the
+// other: times add up, the peak RSS is the highest.
+func (t *Sample) add(s Sample) {
+	t.Wall += s.Wall
+	t.CPU += s.CPU
+	if s.MaxRSS >= t.MaxRSS {
+		t.MaxRSS, t.RSSUpperBound = s.MaxRSS, s.RSSUpperBound
+	}
+}
+
 // maxReport bounds what a child may print on stdout.
 const maxReport = 4 << 20
 
 // RunChild runs name with args as a child process and measures it. The end
 // of its stderr goes into the error, so a failure says why.
 func RunChild(ctx context.Context, dir, name string, args ...string) (Sample, error) {
+	return RunChildEnv(ctx, dir, nil, name, args...)
+}
+
+// RunChildEnv is RunChild with env ("KEY=value") added to the harness's
+// environment, for a peer tool that reads its configuration from there.
+func RunChildEnv(ctx context.Context, dir string, env []string, name string, args ...string) (Sample, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	out := &limitedBuffer{max: maxReport}

@@ -71,11 +71,7 @@ func (s *stepRunner) skopeoEach(ctx context.Context, bin string, endpoints func(
 		if err != nil {
 			return total, err
 		}
-		total.Wall += sample.Wall
-		total.CPU += sample.CPU
-		if sample.MaxRSS >= total.MaxRSS {
-			total.MaxRSS, total.RSSUpperBound = sample.MaxRSS, sample.RSSUpperBound
-		}
+		total.add(sample)
 	}
 	return total, nil
 }

@@ -157,6 +157,17 @@ func TestRunChildMeasuresTheChildAndReportsItsStderr(t *testing.T) {
 	}
 }
 
+func TestRunChildEnvAddsToTheEnvironment(t *testing.T) {
+	t.Setenv("BUNDLEBENCH_INHERITED", "kept")
+	s, err := RunChildEnv(context.Background(), t.TempDir(), []string{"BUNDLEBENCH_ADDED=set"}, "/bin/sh", "-c", `echo "$BUNDLEBENCH_INHERITED $BUNDLEBENCH_ADDED"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(s.Stdout)); got != "kept set" {
+		t.Errorf("child saw %q, want the inherited and the added variable", got)
+	}
+}
+
 func TestMedianTakesTheMiddleRunAndTheHighestRSS(t *testing.T) {
 	got := Median([]Sample{
 		{Wall: 3 * time.Second, CPU: 3, MaxRSS: 10},

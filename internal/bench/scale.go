@@ -38,6 +38,7 @@ type ScaleRow struct {
 	ImportRequests int64
 	TargetTags     int
 	Err            string
+	Regctl         RegctlLoop // the same images copied by regctl, for comparison
 }
 
 // Fewest requests per image the protocol allows, for the table: export
@@ -113,21 +114,31 @@ func runScale(ctx context.Context, cfg Config, work string, n int, row *ScaleRow
 	if err != nil {
 		return fmt.Errorf("import: %w", err)
 	}
-	// An independent look at the target: every image's tag is there.
-	c := NewClient(dst.Host)
+	if row.TargetTags, err = checkTags(ctx, NewClient(dst.Host), n, "mirror/"); err != nil {
+		return fmt.Errorf("after the import %w", err)
+	}
+	row.Regctl = runRegctl(ctx, cfg, dir, refs, src, srcProxy, srcCount)
+	return ctx.Err()
+}
+
+// checkTags is an independent look at a target: the tags of a sample of
+// the n images (every one up to 50) are there under prefix. It returns how
+// many it checked.
+func checkTags(ctx context.Context, c *Client, n int, prefix string) (int, error) {
+	checked := 0
 	for i := 0; i < n; i += max(1, n/50) {
-		repo := fmt.Sprintf("mirror/team%d/app", i%max(1, n/10))
+		repo := fmt.Sprintf("%steam%d/app", prefix, i%max(1, n/10))
 		resp, err := c.do(ctx, http.MethodHead, c.Base+"/v2/"+repo+"/manifests/"+fmt.Sprint("v", i), http.Header{"Accept": {ocispec.MediaTypeImageManifest}}, nil, 0)
 		if err != nil {
-			return err
+			return checked, err
 		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("after the import %s:v%d answers %s", repo, i, resp.Status)
+			return checked, fmt.Errorf("%s:v%d answers %s", repo, i, resp.Status)
 		}
-		row.TargetTags++
+		checked++
 	}
-	return nil
+	return checked, nil
 }
 
 func hostOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
@@ -236,26 +247,66 @@ func pushSignedImage(ctx context.Context, c *Client, repo, tag string, i int, ba
 	return fallback(sbom, sig, "application/vnd.dev.sigstore.bundle.v0.3+json")
 }
 
-// WriteScaleReport writes the rows as a Markdown table of per-image costs.
+// WriteScaleReport writes the rows as a Markdown table of per-image costs,
+// regctl's copy loop beside bundle's export and import.
 func WriteScaleReport(w io.Writer, rows []ScaleRow, started time.Time) error {
 	fmt.Fprintf(w, "\n## Scale in images, %s\n\n", started.Format("2006-01-02 15:04 MST"))
-	fmt.Fprintln(w, "Tiny images (4 KiB shared base, 8 KiB own layer), each with an SBOM and a signature on the SBOM, in N/10 repositories of docker-registry 2.8 (fallback tags); all references on one command line. Requests counted by a proxy in front of each registry.")
+	fmt.Fprintln(w, "Tiny images (4 KiB shared base, 8 KiB own layer), each with an SBOM and a signature on the SBOM, in N/10 repositories of docker-registry 2.8 (fallback tags); all references on one command line. "+
+		"The regctl loop is issue 16's peer: `regctl image copy --referrers --digest-tags SRC DST`, one process per image, one after the other, from the same source into a second empty registry; it exports and imports at once, hence both ratios (issue 16's target: import / regctl ≤ 0.5 at 1,000 images). "+
+		"Requests counted by a proxy in front of each registry; regctl's are source + target.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| images | export | export ms/image | export CPU ms/image | export peak RSS | export requests/image (fewest) | import | import ms/image | import CPU ms/image | import peak RSS | import requests/image (fewest) | tags checked |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| images | export | export ms/image | export CPU ms/image | export peak RSS | export requests/image (fewest) | import | import ms/image | import CPU ms/image | import peak RSS | import requests/image (fewest) | tags checked | regctl loop | regctl CPU ms/image | regctl requests/image (source + target) | import / regctl | export+import / regctl |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	var notes []string
 	for _, r := range rows {
 		if r.Err != "" {
-			fmt.Fprintf(w, "| %d | FAIL: %s |||||||||||\n", r.Images, strings.ReplaceAll(r.Err, "|", "/"))
+			fmt.Fprintf(w, "| %d | FAIL: %s ||||||||||||||||\n", r.Images, strings.ReplaceAll(r.Err, "|", "/"))
 			continue
 		}
 		per := func(d time.Duration) string {
 			return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000/float64(r.Images))
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.1f (%d) | %s | %s | %s | %s | %.1f (%d) | %d |\n", r.Images,
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.1f (%d) | %s | %s | %s | %s | %.1f (%d) | %d | %s |\n", r.Images,
 			r.Export.Wall.Round(time.Millisecond), per(r.Export.Wall), per(r.Export.CPU), humanBytes(r.Export.MaxRSS),
 			float64(r.ExportRequests)/float64(r.Images), minExportRequests,
 			r.Import.Wall.Round(time.Millisecond), per(r.Import.Wall), per(r.Import.CPU), humanBytes(r.Import.MaxRSS),
-			float64(r.ImportRequests)/float64(r.Images), minImportRequests, r.TargetTags)
+			float64(r.ImportRequests)/float64(r.Images), minImportRequests, r.TargetTags, regctlCells(r, per))
+		switch l := r.Regctl; {
+		case l.Skipped != "":
+			notes = append(notes, fmt.Sprintf("%d images: regctl loop not run: %s", r.Images, l.Skipped))
+		case l.Err != "":
+			notes = append(notes, fmt.Sprintf("%d images: regctl loop failed: %s", r.Images, l.Err))
+		default:
+			notes = append(notes, fmt.Sprintf("%d images: after the regctl loop, %d tags checked; image v0's %s", r.Images, l.Tags, l.Referrers))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range notes {
+		fmt.Fprintf(w, "- %s\n", strings.Join(strings.Fields(n), " "))
 	}
 	return nil
+}
+
+// regctlCells is a row's regctl columns: "not run" when it was skipped,
+// FAIL when it failed (the notes say why).
+func regctlCells(r ScaleRow, per func(time.Duration) string) string {
+	l := r.Regctl
+	switch {
+	case l.Skipped != "":
+		return "not run | not run | not run | not run | not run"
+	case l.Err != "":
+		return "FAIL | - | - | - | -"
+	}
+	ratio := func(d time.Duration) string {
+		if l.Wall <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f×", d.Seconds()/l.Wall.Seconds())
+	}
+	n := float64(r.Images)
+	return fmt.Sprintf("%s | %s | %.1f (%.1f + %.1f) | %s | %s", l.Wall.Round(time.Millisecond), per(l.CPU),
+		float64(l.SourceRequests+l.TargetRequests)/n, float64(l.SourceRequests)/n, float64(l.TargetRequests)/n,
+		ratio(r.Import.Wall), ratio(r.Export.Wall+r.Import.Wall))
 }

@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "append the results as a dated section to this Markdown `FILE`")
 	scale := fs.String("scale", "", "\"images\": measure many tiny signed images instead of bytes (-images)")
 	images := fs.String("images", "100,1000", "comma-separated image counts for -scale images")
+	regctl := fs.String("regctl", "", "regctl binary for -scale images' peer copy loop; empty or missing leaves it out")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,7 +65,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if *scale != "" {
-		return runScale(ctx, *scale, *images, bench.Config{Bundle: bin, Registry: *registry, TempDir: *tmp, Log: stderr}, *out, stdout, stderr)
+		cfg := bench.Config{Bundle: bin, Registry: *registry, TempDir: *tmp, Log: stderr}
+		if *regctl != "" {
+			// Absolute, as for -bundle: the children run in scratch directories.
+			if cfg.Regctl, err = filepath.Abs(*regctl); err != nil {
+				fmt.Fprintf(stderr, "bundlebench: %s: %v\n", *regctl, err)
+				return 2
+			}
+		}
+		return runScale(ctx, *scale, *images, cfg, *out, stdout, stderr)
 	}
 	res, err := bench.Run(ctx, bench.Config{Size: n, Seed: *seed, Runs: *runs, Bundle: bin, Registry: *registry, TempDir: *tmp, Log: stderr})
 	if err != nil {
