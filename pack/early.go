@@ -32,9 +32,9 @@ const spoolLimit = 1 << 30
 // what a long plan leaves idle; a large one costs bandwidth, and spooling
 // it would write its bytes twice. Early fetches take the same request
 // slots as the walk, so --concurrency still bounds what is in flight. A
-// blob that fails here is left to the writer, which fetches it again and
-// reports the failure with the references that need it, without trying
-// again: one budget per blob, as everywhere.
+// blob whose early fetch uses up its attempts is not tried again: the
+// writer reports that failure, naming the references that need it (one
+// budget per blob, as everywhere).
 type early struct {
 	src     *source
 	sp      *spool
@@ -55,20 +55,35 @@ type earlyBlob struct {
 	desc ocispec.Descriptor
 }
 
-// startEarly starts workers fetching into sp what found hands them.
-func startEarly(ctx context.Context, src *source, sp *spool, limiter *semaphore.Weighted, workers int, skip func(digest.Digest) bool) *early {
+// startEarly makes the spool beside opts.Output and starts the workers
+// that fill it; held is what --since leaves out. close ends both.
+func startEarly(ctx context.Context, src *source, opts Options, limiter *semaphore.Weighted, first *firstWrite, held map[digest.Digest]map[string]bool) (*early, error) {
+	sp, err := newSpool(filepath.Dir(opts.Output), spoolLimit, first)
+	if err != nil {
+		return nil, err
+	}
+	src.spool = sp
 	ctx, cancel := context.WithCancel(ctx)
 	e := &early{
-		src: src, sp: sp, limiter: limiter, skip: skip,
+		src: src, sp: sp, limiter: limiter,
+		skip:   func(d digest.Digest) bool { return held[d] != nil },
 		queued: map[digest.Digest]bool{},
 		kick:   make(chan struct{}, 1),
 		cancel: cancel,
 	}
-	for range workers {
+	for range opts.Concurrency {
 		e.wg.Add(1)
 		go e.work(ctx)
 	}
-	return e
+	return e, nil
+}
+
+// hook is what the walk calls for each blob it keeps; nil without e.
+func (e *early) hook() func(string, ocispec.Descriptor) {
+	if e == nil {
+		return nil
+	}
+	return e.found
 }
 
 // found is the walk telling that repo's blob desc belongs to the export.
@@ -158,15 +173,31 @@ func (e *early) work(ctx context.Context) {
 }
 
 // stop ends early fetching once the plan is made: what is queued is left
-// to the writer, a fetch in flight is finished.
+// to the writer, a fetch in flight is finished. The spool stays.
 func (e *early) stop() {
+	if e == nil {
+		return
+	}
 	e.mu.Lock()
+	already := e.closed
 	e.closed = true
 	e.queue = nil
 	e.mu.Unlock()
+	if already {
+		return
+	}
 	e.wake()
 	e.wg.Wait()
 	e.cancel()
+}
+
+// close stops early fetching, if need be, and closes the spool.
+func (e *early) close() {
+	if e == nil {
+		return
+	}
+	e.stop()
+	e.sp.Close()
 }
 
 func (e *early) isClosed() bool {
@@ -304,7 +335,3 @@ func (f *firstWrite) mark() {
 }
 
 func (f *firstWrite) after() time.Duration { return time.Duration(f.at.Load()) }
-
-// spoolDir is where the spool goes: beside the output, on the disk the
-// user chose for the export.
-func spoolDir(out string) string { return filepath.Dir(out) }

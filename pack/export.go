@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,21 +54,15 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	}
 	first := &firstWrite{start: start}
 	limiter := semaphore.NewWeighted(int64(opts.Concurrency))
-	var found func(string, ocispec.Descriptor)
-	stopEarly := func() {}
+	var ahead *early
 	if !opts.DryRun {
-		sp, err := newSpool(filepath.Dir(opts.Output), spoolLimit, first)
-		if err != nil {
+		if ahead, err = startEarly(ctx, src, opts, limiter, first, held); err != nil {
 			return nil, err
 		}
-		defer sp.Close()
-		src.spool = sp
-		ahead := startEarly(ctx, src, sp, limiter, opts.Concurrency, func(d digest.Digest) bool { return held[d] != nil })
-		found, stopEarly = ahead.found, sync.OnceFunc(ahead.stop)
-		defer stopEarly()
+		defer ahead.close()
 	}
-	plan, err := makePlan(ctx, src, refs, opts, limiter, found)
-	stopEarly()
+	plan, err := makePlan(ctx, src, refs, opts, limiter, ahead.hook())
+	ahead.stop()
 	if err != nil {
 		return nil, err
 	}
