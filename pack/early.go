@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -39,7 +38,7 @@ type early struct {
 	src     *source
 	sp      *spool
 	limiter *semaphore.Weighted
-	skip    func(digest.Digest) bool // what --since leaves out
+	held    map[digest.Digest]map[string]bool // what --since leaves out
 
 	mu     sync.Mutex
 	queue  []earlyBlob
@@ -66,7 +65,7 @@ func startEarly(ctx context.Context, src *source, opts Options, limiter *semapho
 	ctx, cancel := context.WithCancel(ctx)
 	e := &early{
 		src: src, sp: sp, limiter: limiter,
-		skip:   func(d digest.Digest) bool { return held[d] != nil },
+		held:   held,
 		queued: map[digest.Digest]bool{},
 		kick:   make(chan struct{}, 1),
 		cancel: cancel,
@@ -88,7 +87,7 @@ func (e *early) hook() func(string, ocispec.Descriptor) {
 
 // found is the walk telling that repo's blob desc belongs to the export.
 func (e *early) found(repo string, desc ocispec.Descriptor) {
-	if desc.Size <= 0 || desc.Size > prefetchSmall || (e.skip != nil && e.skip(desc.Digest)) {
+	if desc.Size <= 0 || desc.Size > prefetchSmall || e.held[desc.Digest] != nil {
 		return
 	}
 	e.mu.Lock()
@@ -145,7 +144,7 @@ func (e *early) work(ctx context.Context) {
 		if !ok {
 			return
 		}
-		if e.src.isPlanned(b.desc.Digest) || e.sp.has(b.desc.Digest) || e.src.cached(ctx, b.desc.Digest) {
+		if e.src.isPlanned(b.desc.Digest) || e.src.cached(ctx, b.desc.Digest) {
 			continue
 		}
 		if !e.sp.room(b.desc.Size) {
@@ -296,9 +295,9 @@ func (s *spool) take(d digest.Digest) (io.Reader, bool, error) {
 	return io.NewSectionReader(s.f, sp.off, sp.size), true, nil
 }
 
-// keep puts what was never taken into the cache, for a rerun after a
-// failed export not to fetch it again.
-func (s *spool) keep(ctx context.Context, store content.Ingester) {
+// keep hands what was never taken to put, for a rerun after a failed
+// export not to fetch it again; it stops at put's first failure.
+func (s *spool) keep(ctx context.Context, put func(context.Context, digest.Digest, int64, io.Reader) error) {
 	if s == nil {
 		return
 	}
@@ -307,9 +306,7 @@ func (s *spool) keep(ctx context.Context, store content.Ingester) {
 	s.at = map[digest.Digest]span{}
 	s.mu.Unlock()
 	for d, sp := range left {
-		desc := ocispec.Descriptor{Digest: d, Size: sp.size}
-		err := content.WriteBlob(ctx, store, ingestRef(d), io.NewSectionReader(s.f, sp.off, sp.size), desc)
-		if err != nil && !errdefs.IsAlreadyExists(err) {
+		if err := put(ctx, d, sp.size, io.NewSectionReader(s.f, sp.off, sp.size)); err != nil && !errdefs.IsAlreadyExists(err) {
 			return
 		}
 	}

@@ -88,7 +88,7 @@ func Export(ctx context.Context, refs []string, opts Options) (*Report, error) {
 	st, res, err := transfer(ctx, src, plan, index, comp, m, first, opts)
 	if err != nil {
 		// What came early is kept for a rerun, as the archive's blobs are.
-		src.spool.keep(context.WithoutCancel(ctx), store)
+		src.spool.keep(context.WithoutCancel(ctx), src.keepBlob)
 		return nil, err
 	}
 	rep := report(plan, st, res, comp, opts.Output)

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/errdefs"
+	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/bundle-dev/bundle/layout"
@@ -44,8 +46,7 @@ func (s *source) salvage(ctx context.Context, partial string) (blobs int, bytes 
 		if perr != nil || s.cached(ctx, d) {
 			continue
 		}
-		desc := ocispec.Descriptor{Digest: d, Size: e.Size}
-		werr := content.WriteBlob(ctx, s.store, ingestRef(d), r, desc)
+		werr := s.keepBlob(ctx, d, e.Size, r)
 		switch {
 		case werr == nil:
 			blobs++
@@ -54,10 +55,20 @@ func (s *source) salvage(ctx context.Context, partial string) (blobs int, bytes 
 		case errors.Is(werr, context.Canceled):
 			return blobs, bytes, werr
 		default:
-			// A short or damaged last entry: drop its ingest so that a
-			// rerun starts it afresh rather than resuming wrong bytes.
-			_ = s.store.Abort(ctx, ingestRef(d))
+			// A short or damaged last entry.
 			return blobs, bytes, nil
 		}
 	}
+}
+
+// keepBlob writes size bytes of d from r into the cache, which checks the
+// digest. A short or damaged blob's ingest is dropped, so that a rerun
+// starts it afresh rather than resuming wrong bytes; a cancelled one's is
+// kept to resume.
+func (s *source) keepBlob(ctx context.Context, d digest.Digest, size int64, r io.Reader) error {
+	err := content.WriteBlob(ctx, s.store, ingestRef(d), r, ocispec.Descriptor{Digest: d, Size: size})
+	if err != nil && !errdefs.IsAlreadyExists(err) && !errors.Is(err, context.Canceled) {
+		_ = s.store.Abort(context.WithoutCancel(ctx), ingestRef(d))
+	}
+	return err
 }
