@@ -139,13 +139,8 @@ func checkTags(ctx context.Context, c *Client, n int, prefix string) (int, error
 	checked := 0
 	for i := 0; i < n; i += max(1, n/50) {
 		repo := fmt.Sprintf("%steam%d/app", prefix, i%max(1, n/10))
-		resp, err := c.do(ctx, http.MethodHead, c.Base+"/v2/"+repo+"/manifests/"+fmt.Sprint("v", i), http.Header{"Accept": {ocispec.MediaTypeImageManifest}}, nil, 0)
-		if err != nil {
+		if _, err := c.resolve(ctx, repo, fmt.Sprint("v", i)); err != nil {
 			return checked, err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return checked, fmt.Errorf("%s:v%d answers %s", repo, i, resp.Status)
 		}
 		checked++
 	}
